@@ -1,0 +1,168 @@
+//! Identifiers. Each is its own type so an order id can never be passed where a trade id or
+//! a user is expected.
+
+use std::fmt;
+
+/// An order's exchange-wide id, unique for the life of a market.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderId(pub u64);
+
+/// A trade's id, gapless per market: the n-th trade a market ever produced has id n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TradeId(pub u64);
+
+/// A user: the 20-byte address of the wallet that owns the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(pub [u8; 20]);
+
+/// An asset (token) by its short symbol, e.g. `BTC` or `USDT`; at most 16 ASCII bytes so it
+/// is `Copy` and needs no allocation.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetId {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+/// A market's id, e.g. `BTC-USDT`; at most 32 ASCII bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MarketId {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+/// An identifier chosen by the client, echoed back so it can find its own orders; at most
+/// 36 bytes (a UUID in text form fits).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ClientOrderId(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{kind} must be 1 to {max} characters of [A-Za-z0-9._-], got {got:?}")]
+    Invalid { kind: &'static str, max: usize, got: String },
+}
+
+fn symbol_bytes<const N: usize>(kind: &'static str, s: &str) -> Result<(u8, [u8; N]), IdError> {
+    let ok = !s.is_empty()
+        && s.len() <= N
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(IdError::Invalid { kind, max: N, got: s.chars().take(64).collect() });
+    }
+    let mut bytes = [0u8; N];
+    bytes[..s.len()].copy_from_slice(s.as_bytes());
+    Ok((s.len() as u8, bytes))
+}
+
+impl AssetId {
+    pub fn new(symbol: &str) -> Result<AssetId, IdError> {
+        let (len, bytes) = symbol_bytes::<16>("asset", symbol)?;
+        Ok(AssetId { len, bytes })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored (checked in `new`), so this cannot fail.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl MarketId {
+    pub fn new(symbol: &str) -> Result<MarketId, IdError> {
+        let (len, bytes) = symbol_bytes::<32>("market", symbol)?;
+        Ok(MarketId { len, bytes })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored (checked in `new`), so this cannot fail.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl ClientOrderId {
+    pub const MAX_LEN: usize = 36;
+
+    pub fn new(id: &str) -> Result<ClientOrderId, IdError> {
+        symbol_bytes::<{ ClientOrderId::MAX_LEN }>("client order id", id)?;
+        Ok(ClientOrderId(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl UserId {
+    /// Parses `0x` followed by 40 hex digits (any case).
+    pub fn from_hex(s: &str) -> Result<UserId, IdError> {
+        let bad = || IdError::Invalid { kind: "user address", max: 42, got: s.chars().take(64).collect() };
+        let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(bad)?;
+        if hex.len() != 40 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 20];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(UserId(out))
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("0x")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+macro_rules! display_symbol {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.as_str())
+            }
+        }
+    )*};
+}
+display_symbol!(AssetId, MarketId);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for TradeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_checked() {
+        assert_eq!(AssetId::new("USDT").unwrap().as_str(), "USDT");
+        assert!(AssetId::new("").is_err());
+        assert!(AssetId::new("a b").is_err());
+        assert!(AssetId::new("ABCDEFGHIJKLMNOPQ").is_err());
+        assert_eq!(MarketId::new("BTC-USDT").unwrap().to_string(), "BTC-USDT");
+    }
+
+    #[test]
+    fn user_addresses_round_trip() {
+        let s = "0x00000000000000000000000000000000000000ab";
+        assert_eq!(UserId::from_hex(s).unwrap().to_string(), s);
+        assert!(UserId::from_hex("0x12").is_err());
+        assert!(UserId::from_hex("00000000000000000000000000000000000000ab").is_err());
+        assert!(UserId::from_hex("0xzz000000000000000000000000000000000000ab").is_err());
+    }
+}

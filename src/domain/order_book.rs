@@ -1,0 +1,464 @@
+//! The resting orders of one market, in price-time priority.
+//!
+//! Layout, chosen for the operations that dominate real order flow (add, cancel, cancel and
+//! replace, match at the top of the book):
+//! - every resting order is a fixed-size node in one slab (`Vec<Node>`), linked into its
+//!   price level's FIFO queue by `u32` indices. No allocation per order once the slab has
+//!   grown, and nodes are small (56 bytes) so a level's queue walks through few cache lines;
+//! - `OrderId -> slot` is a hash map with the Fx hash (ids are trusted integers, so no DoS
+//!   hardening is needed), which makes cancel and amend O(1): unlink the node, no search;
+//! - price levels live in their own slab; each side keeps a `BTreeMap<price, level>`,
+//!   touched only when a level appears or empties. A B-tree keeps levels sorted with good
+//!   locality at any book width (a sorted `Vec` degrades to O(n) moves on wide books, a
+//!   dense price ladder to O(range) memory on sparse ones);
+//! - users are interned to `u32` per book, since self-trade checks only compare identity.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+
+use rustc_hash::FxHashMap;
+
+use super::ids::{OrderId, UserId};
+use super::order::{Side, StpMode};
+use super::units::{PriceTicks, QtyLots, TimestampMs};
+
+const NIL: u32 = u32::MAX;
+
+/// A resting order as the book reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestingOrder {
+    pub id: OrderId,
+    pub user: UserId,
+    pub side: Side,
+    pub price: PriceTicks,
+    pub qty: QtyLots,
+    pub expiry: Option<TimestampMs>,
+    pub post_only: bool,
+    pub stp: StpMode,
+}
+
+/// One price level, aggregated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelSummary {
+    pub price: PriceTicks,
+    pub qty: QtyLots,
+    pub orders: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("order {0} is already on the book")]
+    DuplicateOrder(OrderId),
+    #[error("order {0} is not on the book")]
+    UnknownOrder(OrderId),
+    #[error("order {0} has {1} lots, cannot take off {2}")]
+    ReduceBeyondQty(OrderId, QtyLots, QtyLots),
+    #[error("a resting order needs a positive quantity")]
+    ZeroQty,
+    #[error("the book is full ({0} orders)")]
+    Full(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    id: OrderId,
+    price: PriceTicks,
+    qty: QtyLots,
+    /// `u64::MAX` for no expiry, to keep the node small.
+    expiry_ms: u64,
+    prev: u32,
+    /// Next in the level's queue; for a free node, the next free node.
+    next: u32,
+    level: u32,
+    user: u32,
+    side: Side,
+    post_only: bool,
+    stp: StpMode,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    price: PriceTicks,
+    qty: QtyLots,
+    orders: u32,
+    head: u32,
+    /// Tail of the queue; for a free level, the next free level.
+    tail: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrderBook {
+    nodes: Vec<Node>,
+    free_node: Option<u32>,
+    levels: Vec<Level>,
+    free_level: Option<u32>,
+    index: FxHashMap<OrderId, u32>,
+    bids: BTreeMap<PriceTicks, u32>,
+    asks: BTreeMap<PriceTicks, u32>,
+    users: Vec<UserId>,
+    user_slots: FxHashMap<UserId, u32>,
+    /// Good-till-date orders by expiry, so the due ones are found without a scan.
+    expiries: BTreeSet<(TimestampMs, OrderId)>,
+}
+
+impl OrderBook {
+    /// Indices are `u32`, so a book holds fewer than 2^32 - 1 orders and levels.
+    pub const MAX_ORDERS: usize = (u32::MAX - 1) as usize;
+
+    pub fn new() -> OrderBook {
+        OrderBook::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn contains(&self, id: OrderId) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    pub fn get(&self, id: OrderId) -> Option<RestingOrder> {
+        self.index.get(&id).map(|&slot| self.view(slot))
+    }
+
+    /// Appends an order at the back of its price level.
+    pub fn insert(&mut self, order: RestingOrder) -> Result<(), BookError> {
+        if order.qty.is_zero() {
+            return Err(BookError::ZeroQty);
+        }
+        if self.index.len() >= Self::MAX_ORDERS {
+            return Err(BookError::Full(self.index.len()));
+        }
+        let slot = match self.index.entry(order.id) {
+            std::collections::hash_map::Entry::Occupied(_) => return Err(BookError::DuplicateOrder(order.id)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let slot = match self.free_node {
+                    Some(slot) => {
+                        self.free_node = link(self.nodes[slot as usize].next);
+                        slot
+                    }
+                    None => self.nodes.len() as u32,
+                };
+                *v.insert(slot)
+            }
+        };
+        let user = self.user_slot(order.user);
+        let level = self.level_for_insert(order.side, order.price);
+        let lvl = &mut self.levels[level as usize];
+        let prev = lvl.tail;
+        lvl.tail = slot;
+        if prev == NIL {
+            lvl.head = slot;
+        }
+        lvl.qty += order.qty;
+        lvl.orders += 1;
+        let node = Node {
+            id: order.id,
+            price: order.price,
+            qty: order.qty,
+            expiry_ms: order.expiry.map_or(u64::MAX, |t| t.0),
+            prev,
+            next: NIL,
+            level,
+            user,
+            side: order.side,
+            post_only: order.post_only,
+            stp: order.stp,
+        };
+        if slot as usize == self.nodes.len() {
+            self.nodes.push(node);
+        } else {
+            self.nodes[slot as usize] = node;
+        }
+        if prev != NIL {
+            self.nodes[prev as usize].next = slot;
+        }
+        if let Some(at) = order.expiry {
+            self.expiries.insert((at, order.id));
+        }
+        Ok(())
+    }
+
+    /// Takes an order off the book in O(1).
+    pub fn remove(&mut self, id: OrderId) -> Result<RestingOrder, BookError> {
+        let slot = self.index.remove(&id).ok_or(BookError::UnknownOrder(id))?;
+        let view = self.view(slot);
+        let node = self.nodes[slot as usize];
+        self.unlink(slot, node);
+        if node.expiry_ms != u64::MAX {
+            self.expiries.remove(&(TimestampMs(node.expiry_ms), id));
+        }
+        self.nodes[slot as usize].next = self.free_node.unwrap_or(NIL);
+        self.free_node = Some(slot);
+        Ok(view)
+    }
+
+    /// Takes `by` lots off a resting order in place, keeping its time priority; removes the
+    /// order when nothing is left. Returns the lots left.
+    pub fn reduce(&mut self, id: OrderId, by: QtyLots) -> Result<QtyLots, BookError> {
+        let slot = *self.index.get(&id).ok_or(BookError::UnknownOrder(id))?;
+        let node = &mut self.nodes[slot as usize];
+        if by > node.qty {
+            return Err(BookError::ReduceBeyondQty(id, node.qty, by));
+        }
+        if by == node.qty {
+            self.remove(id)?;
+            return Ok(QtyLots::ZERO);
+        }
+        node.qty -= by;
+        let left = node.qty;
+        self.levels[node.level as usize].qty -= by;
+        Ok(left)
+    }
+
+    /// The best (highest bid, lowest ask) price on a side.
+    pub fn best_price(&self, side: Side) -> Option<PriceTicks> {
+        match side {
+            Side::Buy => self.bids.last_key_value().map(|(p, _)| *p),
+            Side::Sell => self.asks.first_key_value().map(|(p, _)| *p),
+        }
+    }
+
+    /// Visits a side's orders best first, earliest first within a level, until `f` breaks.
+    pub fn walk<B>(&self, side: Side, mut f: impl FnMut(RestingOrder) -> ControlFlow<B>) -> Option<B> {
+        let mut visit_level = |level: u32| -> ControlFlow<B> {
+            let mut slot = self.levels[level as usize].head;
+            while slot != NIL {
+                f(self.view(slot))?;
+                slot = self.nodes[slot as usize].next;
+            }
+            ControlFlow::Continue(())
+        };
+        let flow = match side {
+            Side::Buy => self.bids.values().rev().try_for_each(|&l| visit_level(l)),
+            Side::Sell => self.asks.values().try_for_each(|&l| visit_level(l)),
+        };
+        match flow {
+            ControlFlow::Break(b) => Some(b),
+            ControlFlow::Continue(()) => None,
+        }
+    }
+
+    /// The top `n` levels of a side, best first.
+    pub fn depth(&self, side: Side, n: usize) -> Vec<LevelSummary> {
+        let summary = |&l: &u32| {
+            let level = &self.levels[l as usize];
+            LevelSummary { price: level.price, qty: level.qty, orders: level.orders }
+        };
+        match side {
+            Side::Buy => self.bids.values().rev().take(n).map(summary).collect(),
+            Side::Sell => self.asks.values().take(n).map(summary).collect(),
+        }
+    }
+
+    /// Good-till-date orders whose expiry is at or before `now`, earliest first.
+    pub fn due_expiries(&self, now: TimestampMs) -> impl Iterator<Item = OrderId> + '_ {
+        self.expiries.range(..=(now, OrderId(u64::MAX))).map(|&(_, id)| id)
+    }
+
+    /// Whether the best bid meets or passes the best ask; never true after a command.
+    pub fn is_crossed(&self) -> bool {
+        matches!((self.best_price(Side::Buy), self.best_price(Side::Sell)), (Some(b), Some(a)) if b >= a)
+    }
+
+    fn view(&self, slot: u32) -> RestingOrder {
+        let n = &self.nodes[slot as usize];
+        RestingOrder {
+            id: n.id,
+            user: self.users[n.user as usize],
+            side: n.side,
+            price: n.price,
+            qty: n.qty,
+            expiry: (n.expiry_ms != u64::MAX).then_some(TimestampMs(n.expiry_ms)),
+            post_only: n.post_only,
+            stp: n.stp,
+        }
+    }
+
+    fn user_slot(&mut self, user: UserId) -> u32 {
+        let next = self.users.len() as u32;
+        let slot = *self.user_slots.entry(user).or_insert(next);
+        if slot == next {
+            self.users.push(user);
+        }
+        slot
+    }
+
+    fn level_for_insert(&mut self, side: Side, price: PriceTicks) -> u32 {
+        let map = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        if let Some(&level) = map.get(&price) {
+            return level;
+        }
+        let fresh = Level { price, qty: QtyLots::ZERO, orders: 0, head: NIL, tail: NIL };
+        let level = match self.free_level {
+            Some(level) => {
+                self.free_level = link(self.levels[level as usize].tail);
+                self.levels[level as usize] = fresh;
+                level
+            }
+            None => {
+                self.levels.push(fresh);
+                (self.levels.len() - 1) as u32
+            }
+        };
+        map.insert(price, level);
+        level
+    }
+
+    fn unlink(&mut self, slot: u32, node: Node) {
+        if node.prev != NIL {
+            self.nodes[node.prev as usize].next = node.next;
+        }
+        if node.next != NIL {
+            self.nodes[node.next as usize].prev = node.prev;
+        }
+        let level = &mut self.levels[node.level as usize];
+        if level.head == slot {
+            level.head = node.next;
+        }
+        if level.tail == slot {
+            level.tail = node.prev;
+        }
+        level.qty -= node.qty;
+        level.orders -= 1;
+        if level.orders == 0 {
+            match node.side {
+                Side::Buy => self.bids.remove(&node.price),
+                Side::Sell => self.asks.remove(&node.price),
+            };
+            level.tail = self.free_level.unwrap_or(NIL);
+            self.free_level = Some(node.level);
+        }
+    }
+
+    /// Approximate heap bytes held, for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let map_entry = size_of::<(OrderId, u32)>() + 1;
+        self.nodes.capacity() * size_of::<Node>()
+            + self.levels.capacity() * size_of::<Level>()
+            + self.index.capacity() * map_entry * 8 / 7
+            + (self.bids.len() + self.asks.len()) * (size_of::<(PriceTicks, u32)>() + 8)
+            + self.users.capacity() * size_of::<UserId>()
+            + self.user_slots.capacity() * (size_of::<(UserId, u32)>() + 1) * 8 / 7
+            + self.expiries.len() * (size_of::<(TimestampMs, OrderId)>() + 8)
+    }
+}
+
+fn link(i: u32) -> Option<u32> {
+    (i != NIL).then_some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u8) -> UserId {
+        UserId([n; 20])
+    }
+
+    fn order(id: u64, side: Side, price: u64, qty: u64) -> RestingOrder {
+        RestingOrder {
+            id: OrderId(id),
+            user: user(id as u8),
+            side,
+            price: PriceTicks(price),
+            qty: QtyLots(qty),
+            expiry: None,
+            post_only: false,
+            stp: StpMode::ExpireMaker,
+        }
+    }
+
+    fn ids(book: &OrderBook, side: Side) -> Vec<u64> {
+        let mut out = vec![];
+        book.walk::<()>(side, |o| {
+            out.push(o.id.0);
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    #[test]
+    fn walks_best_price_first_then_earliest_first() {
+        let mut book = OrderBook::new();
+        for o in [
+            order(1, Side::Buy, 100, 1),
+            order(2, Side::Buy, 101, 1),
+            order(3, Side::Buy, 100, 1),
+            order(4, Side::Sell, 105, 1),
+            order(5, Side::Sell, 103, 1),
+            order(6, Side::Sell, 105, 1),
+        ] {
+            book.insert(o).unwrap();
+        }
+        assert_eq!(ids(&book, Side::Buy), vec![2, 1, 3]);
+        assert_eq!(ids(&book, Side::Sell), vec![5, 4, 6]);
+        assert_eq!(book.best_price(Side::Buy), Some(PriceTicks(101)));
+        assert_eq!(book.best_price(Side::Sell), Some(PriceTicks(103)));
+    }
+
+    #[test]
+    fn removes_from_any_position_and_reuses_slots() {
+        let mut book = OrderBook::new();
+        for id in 1..=4 {
+            book.insert(order(id, Side::Buy, 100, id)).unwrap();
+        }
+        book.remove(OrderId(2)).unwrap();
+        book.remove(OrderId(4)).unwrap();
+        book.remove(OrderId(1)).unwrap();
+        assert_eq!(ids(&book, Side::Buy), vec![3]);
+        book.insert(order(5, Side::Buy, 100, 5)).unwrap();
+        book.insert(order(6, Side::Buy, 99, 6)).unwrap();
+        assert_eq!(ids(&book, Side::Buy), vec![3, 5, 6]);
+        assert_eq!(
+            book.depth(Side::Buy, 5),
+            vec![
+                LevelSummary { price: PriceTicks(100), qty: QtyLots(8), orders: 2 },
+                LevelSummary { price: PriceTicks(99), qty: QtyLots(6), orders: 1 },
+            ]
+        );
+        assert_eq!(book.remove(OrderId(2)), Err(BookError::UnknownOrder(OrderId(2))));
+        assert_eq!(book.insert(order(3, Side::Buy, 1, 1)), Err(BookError::DuplicateOrder(OrderId(3))));
+    }
+
+    #[test]
+    fn reduce_keeps_priority_and_removes_at_zero() {
+        let mut book = OrderBook::new();
+        book.insert(order(1, Side::Sell, 100, 5)).unwrap();
+        book.insert(order(2, Side::Sell, 100, 5)).unwrap();
+        assert_eq!(book.reduce(OrderId(1), QtyLots(3)), Ok(QtyLots(2)));
+        assert_eq!(ids(&book, Side::Sell), vec![1, 2]);
+        assert_eq!(book.depth(Side::Sell, 1)[0].qty, QtyLots(7));
+        assert!(book.reduce(OrderId(1), QtyLots(3)).is_err());
+        assert_eq!(book.reduce(OrderId(1), QtyLots(2)), Ok(QtyLots::ZERO));
+        assert_eq!(ids(&book, Side::Sell), vec![2]);
+    }
+
+    #[test]
+    fn expiries_are_found_in_time_order() {
+        let mut book = OrderBook::new();
+        let mut o = order(1, Side::Buy, 100, 1);
+        o.expiry = Some(TimestampMs(50));
+        book.insert(o).unwrap();
+        let mut o = order(2, Side::Buy, 100, 1);
+        o.expiry = Some(TimestampMs(20));
+        book.insert(o).unwrap();
+        assert_eq!(book.due_expiries(TimestampMs(10)).count(), 0);
+        assert_eq!(book.due_expiries(TimestampMs(50)).collect::<Vec<_>>(), vec![OrderId(2), OrderId(1)]);
+        book.remove(OrderId(2)).unwrap();
+        assert_eq!(book.due_expiries(TimestampMs(50)).collect::<Vec<_>>(), vec![OrderId(1)]);
+    }
+
+    #[test]
+    fn nodes_stay_small() {
+        assert!(std::mem::size_of::<Node>() <= 56);
+    }
+}

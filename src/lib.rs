@@ -1,0 +1,5 @@
+//! hob: a hybrid order book exchange engine. Orders match off-chain; trades settle on an EVM
+//! chain; every state change is an append-only event. See ARCHITECTURE.md for the code map.
+
+pub mod domain;
+pub mod match_tool;
