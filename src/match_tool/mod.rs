@@ -122,6 +122,8 @@ struct Session {
     users: HashMap<String, UserId>,
     now: TimestampMs,
     events: Vec<MarketEvent>,
+    /// The name the current line used for an order that was never placed.
+    unknown_name: String,
 }
 
 /// An order id no name ever maps to, for commands about names never placed.
@@ -152,6 +154,7 @@ impl Session {
             users: HashMap::new(),
             now: TimestampMs(0),
             events: Vec::new(),
+            unknown_name: String::new(),
         })
     }
 
@@ -176,8 +179,12 @@ impl Session {
         }
     }
 
-    fn order_id(&self, name: &str) -> OrderId {
-        self.order_ids.get(name).copied().unwrap_or(NO_ORDER)
+    fn order_id(&mut self, name: &str) -> OrderId {
+        let id = self.order_ids.get(name).copied().unwrap_or(NO_ORDER);
+        if id == NO_ORDER {
+            self.unknown_name = name.to_owned();
+        }
+        id
     }
 
     fn user_id(&mut self, name: &str) -> UserId {
@@ -318,11 +325,9 @@ impl Session {
                 "keeps_priority": keeps_priority
             }),
             MarketEvent::Rejected { order, reason } => {
-                let mut e = json!({"event": "rejected", "line": line_no, "reason": reason.code()});
-                if *order != NO_ORDER || self.order_names.len() > 1 {
-                    e["id"] = Value::String(self.name(*order).to_owned());
-                }
-                e
+                // A command about an order name never placed maps to NO_ORDER; name it anyway.
+                let id = if *order == NO_ORDER { self.unknown_name.as_str() } else { self.name(*order) };
+                json!({"event": "rejected", "id": id, "line": line_no, "reason": reason.code()})
             }
             MarketEvent::Halted => json!({"event": "halted"}),
             MarketEvent::Resumed => json!({"event": "resumed"}),
