@@ -100,19 +100,42 @@ impl BenchBook for RefBook {
 ///   mapped to the old matchcore id.
 /// * matchcore assigns the order id itself (= the submit's sequence
 ///   number, which must be consecutive per command), so we keep a dense
-///   `our id -> OrderId` map.
+///   `our id -> OrderId` map (the side is packed into the top bit).
+///
+/// **matchcore 0.4.0 bug (trade-through):** once a limit order crosses at
+/// all, submit and amend call `match_order(.., limit_price: None, ..)`, so
+/// the order sweeps *past its limit price* like a market order (e.g. a buy
+/// 20 @ 100 against asks 10 @ 100 and 10 @ 105 fills both). `new()` guards
+/// against this: before a crossing submit/amend it sums the resting
+/// quantity within the limit (public `limit().asks()/bids()/levels()`),
+/// and if that is less than the order quantity it sends an IOC for exactly
+/// that quantity and then (GTC only) a second, now non-crossing, GTC for the
+/// remainder (a Move in that situation becomes Cancel + those submits).
+/// That makes matchcore's book track the reference model exactly, at the
+/// price of a best-opposite-price lookup per order plus, rarely, an extra
+/// command. `new_unguarded()` sends the plain commands (buggy semantics,
+/// book state diverges from the other peers).
 pub struct MatchcoreBook {
     book: matchcore::OrderBook,
     seq: u64,
+    /// our id -> matchcore OrderId | (SELL_BIT if sell); MC_NONE if never placed.
     ids: DenseMap<u64>,
     volume: u64,
+    guard: bool,
 }
 
 const MC_NONE: u64 = u64::MAX;
+const MC_SELL_BIT: u64 = 1 << 63;
 
 impl MatchcoreBook {
+    /// Guarded against the trade-through bug (see type docs).
     pub fn new() -> Self {
-        MatchcoreBook { book: matchcore::OrderBook::new("BENCH"), seq: 0, ids: DenseMap::new(MC_NONE), volume: 0 }
+        MatchcoreBook { book: matchcore::OrderBook::new("BENCH"), seq: 0, ids: DenseMap::new(MC_NONE), volume: 0, guard: true }
+    }
+
+    /// Plain native commands only (matchcore 0.4.0 trade-through semantics).
+    pub fn new_unguarded() -> Self {
+        MatchcoreBook { guard: false, ..Self::new() }
     }
 
     #[inline]
@@ -123,7 +146,15 @@ impl MatchcoreBook {
         }
     }
 
-    /// Execute one command; returns its sequence number (= new order id).
+    #[inline]
+    fn pack(oid: u64, side: BenchSide) -> u64 {
+        match side {
+            BenchSide::Buy => oid,
+            BenchSide::Sell => oid | MC_SELL_BIT,
+        }
+    }
+
+    /// Execute one command; returns (its sequence number = new order id, applied?).
     #[inline]
     fn exec(&mut self, kind: matchcore::CommandKind) -> (u64, bool) {
         use matchcore::*;
@@ -157,6 +188,67 @@ impl MatchcoreBook {
         );
         self.exec(CommandKind::Submit(SubmitCmd { order: NewOrder::Limit(order) })).0
     }
+
+    /// Resting quantity an order (side, limit price) can take without
+    /// trading through its limit, capped at `want`.
+    #[inline]
+    fn executable_within(&self, side: BenchSide, limit: u64, want: u64) -> u64 {
+        let lb = self.book.limit();
+        let levels = lb.levels();
+        let mut got = 0;
+        match side {
+            BenchSide::Buy => {
+                for (p, lid) in lb.asks() {
+                    if p.0 > limit {
+                        break;
+                    }
+                    got += levels[*lid].total_quantity().0;
+                    if got >= want {
+                        return want;
+                    }
+                }
+            }
+            BenchSide::Sell => {
+                for (p, lid) in lb.bids().iter().rev() {
+                    if p.0 < limit {
+                        break;
+                    }
+                    got += levels[*lid].total_quantity().0;
+                    if got >= want {
+                        return want;
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    /// Place a limit order (GTC if `id` is Some, else IOC), splitting it
+    /// when guarded and matchcore would trade through the limit.
+    #[inline]
+    fn place(&mut self, id: Option<u64>, side: BenchSide, price: u64, qty: u64) {
+        use matchcore::TimeInForce;
+        if self.guard {
+            let avail = self.executable_within(side, price, qty);
+            if avail > 0 && avail < qty {
+                self.submit(side, price, avail, TimeInForce::Ioc);
+                if let Some(id) = id {
+                    let oid = self.submit(side, price, qty - avail, TimeInForce::Gtc);
+                    self.ids.set(id, Self::pack(oid, side));
+                }
+                return;
+            }
+        }
+        match id {
+            Some(id) => {
+                let oid = self.submit(side, price, qty, TimeInForce::Gtc);
+                self.ids.set(id, Self::pack(oid, side));
+            }
+            None => {
+                self.submit(side, price, qty, TimeInForce::Ioc);
+            }
+        }
+    }
 }
 
 impl Default for MatchcoreBook {
@@ -167,37 +259,48 @@ impl Default for MatchcoreBook {
 
 impl BenchBook for MatchcoreBook {
     fn name(&self) -> &'static str {
-        "matchcore"
+        if self.guard {
+            "matchcore"
+        } else {
+            "matchcore-raw"
+        }
     }
 
     fn apply(&mut self, op: &Op) {
         use matchcore::*;
         match *op {
-            Op::Limit { id, side, price, qty, .. } => {
-                let oid = self.submit(side, price, qty, TimeInForce::Gtc);
-                self.ids.set(id, oid);
-            }
-            Op::Ioc { side, price, qty, .. } => {
-                self.submit(side, price, qty, TimeInForce::Ioc);
-            }
+            Op::Limit { id, side, price, qty, .. } => self.place(Some(id), side, price, qty),
+            Op::Ioc { side, price, qty, .. } => self.place(None, side, price, qty),
             Op::Cancel { id } => {
-                let oid = self.ids.get(id);
-                if oid != MC_NONE {
-                    self.exec(CommandKind::Cancel(CancelCmd { order_id: OrderId(oid), order_kind: OrderKind::Limit }));
+                let packed = self.ids.get(id);
+                if packed != MC_NONE {
+                    let order_id = OrderId(packed & !MC_SELL_BIT);
+                    self.exec(CommandKind::Cancel(CancelCmd { order_id, order_kind: OrderKind::Limit }));
                 }
             }
             Op::Move { id, new_id, price, qty } => {
-                let oid = self.ids.get(id);
-                if oid == MC_NONE {
+                let packed = self.ids.get(id);
+                if packed == MC_NONE {
                     return;
+                }
+                let order_id = OrderId(packed & !MC_SELL_BIT);
+                let side = if packed & MC_SELL_BIT != 0 { BenchSide::Sell } else { BenchSide::Buy };
+                if self.guard {
+                    let avail = self.executable_within(side, price, qty);
+                    if avail > 0 && avail < qty {
+                        let (_, live) = self.exec(CommandKind::Cancel(CancelCmd { order_id, order_kind: OrderKind::Limit }));
+                        if live {
+                            self.place(Some(new_id), side, price, qty);
+                        }
+                        return;
+                    }
                 }
                 let patch = LimitOrderPatch::new()
                     .with_price(Price(price))
                     .with_quantity_policy(QuantityPolicy::Standard { quantity: Quantity(qty) });
-                let (_, applied) =
-                    self.exec(CommandKind::Amend(AmendCmd { order_id: OrderId(oid), patch: AmendPatch::Limit(patch) }));
+                let (_, applied) = self.exec(CommandKind::Amend(AmendCmd { order_id, patch: AmendPatch::Limit(patch) }));
                 if applied {
-                    self.ids.set(new_id, oid);
+                    self.ids.set(new_id, packed);
                 }
             }
         }

@@ -14,22 +14,26 @@
 //! tolerate those. `RefBook` is public so benches/tests can replay a
 //! workload through it and compare resting counts and traded volume.
 //!
-//! Price model: integer ticks around [`MID_PRICE`]. Passive orders are
-//! placed 0..[`HALF_LEVELS`] ticks behind the touch (triangular, denser near
-//! the touch) and never cross; aggressive orders are priced 0..=3 ticks
-//! through the best opposite price and always trade if that side has
-//! liquidity. Users are `1..=N_USERS`, quantities `1..=MAX_QTY` lots, ids are
+//! Price model: integer ticks around a fixed [`MID_PRICE`]. Passive bids
+//! are placed 0..[`HALF_LEVELS`] ticks below the mid, passive asks above it
+//! (triangular, denser near the mid), never crossing the book, so the price
+//! range stays bounded. Aggressive orders are priced 0..=3 ticks through the
+//! best opposite price and always trade if that side has liquidity; a GTC
+//! remainder rests on the far side of the mid until the next aggressive
+//! order on the other side takes it. Users are `1..=N_USERS`, quantities
+//! `1..=MAX_QTY` lots, ids are
 //! unique, increasing, starting at 1 (prefill first, then ops).
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// Mid price in ticks around which the book is built.
+/// Mid price (ticks): passive bids rest at or below it, passive asks above.
 pub const MID_PRICE: u64 = 100_000;
-/// Passive orders land within this many ticks of the touch on each side
-/// (so ~2 * HALF_LEVELS = 750 distinct price levels overall).
-pub const HALF_LEVELS: u64 = 375;
+/// Passive orders land 0..HALF_LEVELS ticks away from the mid on each side,
+/// triangular (denser near the mid). With ~1,000 resting orders (mix a)
+/// this gives ~750 occupied price levels on average (measured: 744).
+pub const HALF_LEVELS: u64 = 1_200;
 /// Number of distinct users (user ids are `1..=N_USERS`).
 pub const N_USERS: u64 = 100;
 /// Quantities are drawn uniformly from `1..=MAX_QTY` lots.
@@ -168,6 +172,11 @@ impl RefBook {
 
     pub fn best_ask(&self) -> Option<u64> {
         self.asks.keys().next().copied()
+    }
+
+    /// Number of non-empty (bid, ask) price levels.
+    pub fn price_levels(&self) -> (usize, usize) {
+        (self.bids.len(), self.asks.len())
     }
 
     pub fn is_live(&self, id: u64) -> bool {
@@ -323,12 +332,14 @@ impl Generator {
         }
     }
 
-    /// Ticks behind the touch: min of two uniforms -> denser near the touch.
+    /// Ticks away from the mid: min of two uniforms -> denser near the mid.
     fn passive_offset(&mut self) -> u64 {
         self.rng.below(HALF_LEVELS).min(self.rng.below(HALF_LEVELS))
     }
 
-    /// A price that does not cross the current book.
+    /// A price that does not cross the current book: 0..HALF_LEVELS ticks
+    /// below `MID_PRICE` (bids) / above `MID_PRICE + 1` (asks), pushed
+    /// further out if a crossing remainder rests beyond the mid.
     fn passive_price(&mut self, side: BenchSide) -> u64 {
         let off = self.passive_offset();
         match side {
@@ -337,8 +348,8 @@ impl Generator {
                 top.saturating_sub(off).max(1)
             }
             BenchSide::Sell => {
-                let bot = self.book.best_bid().map_or(MID_PRICE + 1, |b| (b + 1).max(MID_PRICE + 1));
-                bot + off
+                let bottom = self.book.best_bid().map_or(MID_PRICE + 1, |b| (b + 1).max(MID_PRICE + 1));
+                bottom + off
             }
         }
     }
@@ -410,13 +421,17 @@ impl Generator {
 
 /// Operation mix (a), modelled on exchange-core's single-symbol perf test:
 /// 9% GTC limit (1 in 5 of them crossing), 3% IOC (crossing), 6% cancel,
-/// 82% move, around ~[`TARGET_RESTING`] resting orders on ~750 levels.
+/// 82% move, around ~[`TARGET_RESTING`] resting orders on ~750 occupied
+/// price levels.
 ///
 /// The population is steered with a small feedback rule: when the book is
 /// below `TARGET_RESTING - 50` a cancel is turned into a passive limit, when
 /// above `TARGET_RESTING + 50` a passive limit is turned into a cancel. The
 /// realised mix therefore differs from the nominal one by a couple of
 /// percent (fills drain the book faster than 9% - 6% refills it).
+///
+/// Returns only the measured ops; they assume the prefill of
+/// [`exchange_core`] (same seed) has been applied first.
 pub fn exchange_core_mix(seed: u64, n_ops: usize) -> Vec<Op> {
     exchange_core(seed, n_ops).ops
 }
@@ -457,9 +472,9 @@ pub fn exchange_core(seed: u64, n_ops: usize) -> Workload {
 /// Mix (b): 70% passive GTC add, 20% cancel of a random resting order,
 /// 10% aggressive (half IOC, half crossing GTC limit). Starts from a
 /// `TARGET_RESTING`-order prefill. There is no population control, so the
-/// book grows by roughly 0.4 resting orders per op (~400k resting orders
-/// after 1M ops, several hundred per level): this mix measures add/cancel
-/// cost on a deep book.
+/// book grows by roughly 0.45 resting orders per op (~450k resting orders
+/// on ~2,400 levels after 1M ops): this mix measures add/cancel cost on a
+/// deep book, so per-op cost depends on `n_ops`.
 pub fn add_cancel_aggressive(seed: u64, n_ops: usize) -> Workload {
     let mut g = Generator::new(seed ^ 0xACA0_0000_0000_0002);
     let prefill = g.prefill(TARGET_RESTING);

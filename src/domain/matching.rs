@@ -88,7 +88,7 @@ impl Market {
         }
         match command {
             MarketCommand::Place(order) => self.decide_place(order, now, out),
-            MarketCommand::Cancel { order, user } => match self.owned(order, user) {
+            MarketCommand::Cancel { order, user } => match self.owned(order, user, now) {
                 Ok(resting) => out.push(MarketEvent::Cancelled {
                     order,
                     remaining: resting.qty,
@@ -148,8 +148,14 @@ impl Market {
         Ok(())
     }
 
-    fn owned(&self, order: OrderId, user: UserId) -> Result<RestingOrder, RejectReason> {
+    /// The live resting order `order` if `user` owns it. A GTD order that is due has just
+    /// expired in this very command, so it is unknown: cancelling or amending it would end
+    /// it a second time or bring it back to life.
+    fn owned(&self, order: OrderId, user: UserId, now: TimestampMs) -> Result<RestingOrder, RejectReason> {
         let resting = self.book.get(order).ok_or(RejectReason::UnknownOrder)?;
+        if resting.expiry.is_some_and(|at| at <= now) {
+            return Err(RejectReason::UnknownOrder);
+        }
         if resting.user != user {
             return Err(RejectReason::NotOwner);
         }
@@ -237,14 +243,10 @@ impl Market {
         if self.status == MarketStatus::Halted {
             return reject(out, RejectReason::MarketHalted);
         }
-        let resting = match self.owned(order, user) {
+        let resting = match self.owned(order, user, now) {
             Ok(resting) => resting,
             Err(reason) => return reject(out, reason),
         };
-        // A GTD order that is due expires above; amending it would resurrect it.
-        if resting.expiry.is_some_and(|at| at <= now) {
-            return reject(out, RejectReason::UnknownOrder);
-        }
         if qty.is_zero() {
             return reject(out, RejectReason::AmendToZero);
         }

@@ -89,8 +89,8 @@ impl Bps {
     /// The fee on `notional`, rounded down: the trader never pays a fraction of a base unit
     /// more than the rate says, and the fee account receives exactly what was charged.
     pub fn fee_on(self, notional: Amount) -> Amount {
-        // notional < 2^128 / 10_000 in every reachable case: notionals are ticks * lots *
-        // quote_tick, each at most u64, checked at spec creation (see MarketSpec::new).
+        // Split so no intermediate exceeds the notional: floor(n * r / D) equals
+        // (n / D) * r + (n % D) * r / D, and r <= D (MarketSpec::validate) bounds both terms.
         Amount(notional.0 / Self::DENOMINATOR * self.0 as u128
             + notional.0 % Self::DENOMINATOR * self.0 as u128 / Self::DENOMINATOR)
     }

@@ -1,0 +1,3 @@
+pub mod hob;
+pub mod peers;
+pub mod workload;
