@@ -82,8 +82,12 @@ fn report(n_ops: usize) {
     println!("\n## Throughput and latency ({n_ops} ops per pass, seed 42)\n");
     println!("| mix | engine | ops/s | p50 ns | p99 ns | p99.99 ns | resting after | traded lots |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let only = std::env::var("HOB_BENCH_ONLY").ok();
     for (mix, w) in mixes(n_ops) {
         for (name, make) in ENGINES {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let mut book = prefilled(make, &w);
             let start = Instant::now();
             for op in &w.ops {
@@ -176,6 +180,9 @@ fn main() {
         return;
     }
     report(n_ops);
+    if std::env::var("HOB_BENCH_ONLY").is_ok() {
+        return; // a profiling run of one engine
+    }
     memory(1_000_000);
     criterion_groups(n_ops.min(200_000));
 }

@@ -7,13 +7,16 @@
 //!   grown, and nodes are small (56 bytes) so a level's queue walks through few cache lines;
 //! - `OrderId -> slot` is a hash map with the Fx hash (ids are trusted integers, so no DoS
 //!   hardening is needed), which makes cancel and amend O(1): unlink the node, no search;
-//! - price levels live in their own slab; each side keeps a `BTreeMap<price, level>`,
-//!   touched only when a level appears or empties. A B-tree keeps levels sorted with good
-//!   locality at any book width (a sorted `Vec` degrades to O(n) moves on wide books, a
-//!   dense price ladder to O(range) memory on sparse ones);
+//! - price levels live in their own slab; each side keeps its levels in a `Vec` sorted so the
+//!   best price is last. Nearly all traffic is near the touch, so finding a level is a binary
+//!   search over a few cache lines, a new or emptied level near the touch moves only the few
+//!   entries after it, and matching walks the vector backwards with no pointer chasing. A
+//!   `BTreeMap` measured about 10% slower overall on the benchmark mixes (it descends the
+//!   tree on every lookup and walk); the price is O(levels) moves for a new level far from
+//!   the touch, a plain memmove of 16-byte entries;
 //! - users are interned to `u32` per book, since self-trade checks only compare identity.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use rustc_hash::FxHashMap;
@@ -93,8 +96,10 @@ pub struct OrderBook {
     levels: Vec<Level>,
     free_level: Option<u32>,
     index: FxHashMap<OrderId, u32>,
-    bids: BTreeMap<PriceTicks, u32>,
-    asks: BTreeMap<PriceTicks, u32>,
+    /// `(price, level)` ascending: the best bid is last.
+    bids: Vec<(PriceTicks, u32)>,
+    /// `(price, level)` descending: the best ask is last.
+    asks: Vec<(PriceTicks, u32)>,
     users: Vec<UserId>,
     user_slots: FxHashMap<UserId, u32>,
     /// Good-till-date orders by expiry, so the due ones are found without a scan.
@@ -217,10 +222,7 @@ impl OrderBook {
 
     /// The best (highest bid, lowest ask) price on a side.
     pub fn best_price(&self, side: Side) -> Option<PriceTicks> {
-        match side {
-            Side::Buy => self.bids.last_key_value().map(|(p, _)| *p),
-            Side::Sell => self.asks.first_key_value().map(|(p, _)| *p),
-        }
+        self.side(side).last().map(|&(p, _)| p)
     }
 
     /// Visits a side's orders best first, earliest first within a level, until `f` breaks.
@@ -233,10 +235,7 @@ impl OrderBook {
             }
             ControlFlow::Continue(())
         };
-        let flow = match side {
-            Side::Buy => self.bids.values().rev().try_for_each(|&l| visit_level(l)),
-            Side::Sell => self.asks.values().try_for_each(|&l| visit_level(l)),
-        };
+        let flow = self.side(side).iter().rev().try_for_each(|&(_, l)| visit_level(l));
         match flow {
             ControlFlow::Break(b) => Some(b),
             ControlFlow::Continue(()) => None,
@@ -245,14 +244,11 @@ impl OrderBook {
 
     /// The top `n` levels of a side, best first.
     pub fn depth(&self, side: Side, n: usize) -> Vec<LevelSummary> {
-        let summary = |&l: &u32| {
+        let summary = |&(_, l): &(PriceTicks, u32)| {
             let level = &self.levels[l as usize];
             LevelSummary { price: level.price, qty: level.qty, orders: level.orders }
         };
-        match side {
-            Side::Buy => self.bids.values().rev().take(n).map(summary).collect(),
-            Side::Sell => self.asks.values().take(n).map(summary).collect(),
-        }
+        self.side(side).iter().rev().take(n).map(summary).collect()
     }
 
     /// Good-till-date orders whose expiry is at or before `now`, earliest first.
@@ -288,14 +284,30 @@ impl OrderBook {
         slot
     }
 
-    fn level_for_insert(&mut self, side: Side, price: PriceTicks) -> u32 {
-        let map = match side {
-            Side::Buy => &mut self.bids,
-            Side::Sell => &mut self.asks,
-        };
-        if let Some(&level) = map.get(&price) {
-            return level;
+    fn side(&self, side: Side) -> &[(PriceTicks, u32)] {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
         }
+    }
+
+    /// Where `price` is, or would go, in a side's vector (best last).
+    fn position(levels: &[(PriceTicks, u32)], side: Side, price: PriceTicks) -> Result<usize, usize> {
+        match side {
+            Side::Buy => levels.binary_search_by(|&(p, _)| p.cmp(&price)),
+            Side::Sell => levels.binary_search_by(|&(p, _)| price.cmp(&p)),
+        }
+    }
+
+    fn level_for_insert(&mut self, side: Side, price: PriceTicks) -> u32 {
+        let levels = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        let at = match Self::position(levels, side, price) {
+            Ok(i) => return levels[i].1,
+            Err(at) => at,
+        };
         let fresh = Level { price, qty: QtyLots::ZERO, orders: 0, head: NIL, tail: NIL };
         let level = match self.free_level {
             Some(level) => {
@@ -308,7 +320,10 @@ impl OrderBook {
                 (self.levels.len() - 1) as u32
             }
         };
-        map.insert(price, level);
+        match side {
+            Side::Buy => self.bids.insert(at, (price, level)),
+            Side::Sell => self.asks.insert(at, (price, level)),
+        }
         level
     }
 
@@ -329,10 +344,13 @@ impl OrderBook {
         level.qty -= node.qty;
         level.orders -= 1;
         if level.orders == 0 {
-            match node.side {
-                Side::Buy => self.bids.remove(&node.price),
-                Side::Sell => self.asks.remove(&node.price),
+            let levels = match node.side {
+                Side::Buy => &mut self.bids,
+                Side::Sell => &mut self.asks,
             };
+            if let Ok(at) = Self::position(levels, node.side, node.price) {
+                levels.remove(at);
+            }
             level.tail = self.free_level.unwrap_or(NIL);
             self.free_level = Some(node.level);
         }
@@ -345,7 +363,7 @@ impl OrderBook {
         self.nodes.capacity() * size_of::<Node>()
             + self.levels.capacity() * size_of::<Level>()
             + self.index.capacity() * map_entry * 8 / 7
-            + (self.bids.len() + self.asks.len()) * (size_of::<(PriceTicks, u32)>() + 8)
+            + (self.bids.capacity() + self.asks.capacity()) * size_of::<(PriceTicks, u32)>()
             + self.users.capacity() * size_of::<UserId>()
             + self.user_slots.capacity() * (size_of::<(UserId, u32)>() + 1) * 8 / 7
             + self.expiries.len() * (size_of::<(TimestampMs, OrderId)>() + 8)
