@@ -2,4 +2,6 @@
 //! chain; every state change is an append-only event. See ARCHITECTURE.md for the code map.
 
 pub mod domain;
+pub mod events;
 pub mod match_tool;
+pub mod store;

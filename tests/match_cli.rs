@@ -19,9 +19,17 @@ fn hob(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("hob starts");
-    // A refused start may exit before reading stdin; a broken pipe then is not a failure.
-    let _ = child.stdin.take().expect("stdin").write_all(input.as_bytes());
-    child.wait_with_output().expect("hob runs")
+    // Feed stdin from another thread: hob writes while it reads, and a full stdout pipe
+    // would otherwise block both sides. A refused start may exit before reading stdin; the
+    // broken pipe then is not a failure.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_owned();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("hob runs");
+    feeder.join().expect("stdin feeder");
+    out
 }
 
 /// The output lines of a successful run, parsed.
@@ -201,10 +209,11 @@ fn a_malformed_line_is_rejected_with_its_line_number_and_matching_goes_on() {
     }
     // The line's id is echoed when it could be read.
     assert_eq!(got[2].get("id"), None);
-    assert_eq!(got[5]["id"], "x1");
-    assert_eq!(got[6]["id"], "x2");
-    assert!(got[6]["detail"].as_str().unwrap().contains("prize"), "{}", got[6]);
-    assert!(got[8]["detail"].as_str().unwrap().contains("up"), "{}", got[8]);
+    assert_eq!(got[4]["id"], "x1");
+    assert_eq!(got[5]["id"], "x2");
+    assert!(got[5]["detail"].as_str().unwrap().contains("prize"), "{}", got[5]);
+    assert_eq!(got[6]["id"], "x3");
+    assert!(got[7]["detail"].as_str().unwrap().contains("up"), "{}", got[7]);
     assert_eq!(
         got[9..],
         [
@@ -487,7 +496,10 @@ fn cancels_name_the_order_they_were_about() {
 fn order_ids_are_unique_within_a_file() {
     let got = events(GRID, &[O1, CANCEL_O1, O1]);
     assert_eq!(got[3]["event"], "rejected");
-    assert_eq!((&got[3]["id"], &got[3]["line"], &got[3]["reason"]), (&json!("o1"), &json!(3), &json!("duplicate_order_id")));
+    assert_eq!(
+        (&got[3]["id"], &got[3]["line"], &got[3]["reason"]),
+        (&json!("o1"), &json!(3), &json!("duplicate_order_id"))
+    );
     assert_eq!(got[4], empty_book());
 }
 
@@ -549,7 +561,14 @@ fn the_example_file_replays_as_documented() {
     let trades: Vec<(&str, &str, &str, &str)> = got
         .iter()
         .filter(|e| e["event"] == "trade")
-        .map(|e| (e["maker"].as_str().unwrap(), e["taker"].as_str().unwrap(), e["price"].as_str().unwrap(), e["qty"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["maker"].as_str().unwrap(),
+                e["taker"].as_str().unwrap(),
+                e["price"].as_str().unwrap(),
+                e["qty"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         trades,
@@ -567,23 +586,32 @@ fn busy_file(lines: usize) -> String {
         x ^= x << 17;
         x % n
     };
+    const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
     let mut out = String::new();
-    for i in 0..lines {
-        let user = ["alice", "bob", "carol", "dave"][next(4) as usize];
+    for i in 0..lines as u64 {
+        // Order `o{n}` belongs to USERS[n % 4]; cancels and amends mostly come from the owner
+        // and name a recent order, so many of them find it.
+        let user = USERS[(i % 4) as usize];
         let side = ["buy", "sell"][next(2) as usize];
         let price = format!("{}.{:02}", 99 + next(3), next(4) * 25);
         let qty = 1 + next(5);
-        let ts = i as u64 * 3;
-        let target = format!("o{}", next(i as u64 + 1));
+        let ts = i * 3;
+        let n = i.saturating_sub(1 + next(i.clamp(1, 20)));
+        let target = format!("o{n}");
+        let by = if next(5) == 0 { USERS[next(4) as usize] } else { USERS[(n % 4) as usize] };
         let line = match next(10) {
-            0..=4 => format!(r#"{{"op":"place","id":"o{i}","user":"{user}","side":"{side}","price":"{price}","qty":"{qty}","ts":{ts}}}"#),
+            0..=4 => format!(
+                r#"{{"op":"place","id":"o{i}","user":"{user}","side":"{side}","price":"{price}","qty":"{qty}","ts":{ts}}}"#
+            ),
             5 => format!(
                 r#"{{"op":"place","id":"o{i}","user":"{user}","side":"{side}","price":"{price}","qty":"{qty}","tif":"gtd","expires_at":{},"ts":{ts}}}"#,
                 ts + 1 + next(30)
             ),
-            6 => format!(r#"{{"op":"place","id":"o{i}","user":"{user}","side":"{side}","type":"market","qty":"{qty}","ts":{ts}}}"#),
-            7 => format!(r#"{{"op":"cancel","id":"{target}","user":"{user}","ts":{ts}}}"#),
-            8 => format!(r#"{{"op":"amend","id":"{target}","user":"{user}","price":"{price}","qty":"{qty}","ts":{ts}}}"#),
+            6 => format!(
+                r#"{{"op":"place","id":"o{i}","user":"{user}","side":"{side}","type":"market","qty":"{qty}","ts":{ts}}}"#
+            ),
+            7 => format!(r#"{{"op":"cancel","id":"{target}","user":"{by}","ts":{ts}}}"#),
+            8 => format!(r#"{{"op":"amend","id":"{target}","user":"{by}","price":"{price}","qty":"{qty}","ts":{ts}}}"#),
             _ => ["{\"op\":\"halt\"}", "{\"op\":\"resume\"}", "", "not json"][next(4) as usize].to_owned(),
         };
         out.push_str(&line);
@@ -601,7 +629,9 @@ fn the_same_input_gives_byte_identical_output() {
     assert_eq!(first.stdout, second.stdout);
     let out = String::from_utf8(first.stdout).unwrap();
     // The file is busy enough to mean something: it trades, rests, amends, expires and rejects.
-    for event in ["\"trade\"", "\"rested\"", "\"amended\"", "\"expired\"", "\"cancelled\"", "\"rejected\"", "\"halted\""] {
+    for event in
+        ["\"trade\"", "\"rested\"", "\"amended\"", "\"expired\"", "\"cancelled\"", "\"rejected\"", "\"halted\""]
+    {
         assert!(out.contains(event), "no {event} in the output");
     }
     // Every line is JSON and the book comes last.

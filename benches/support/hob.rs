@@ -34,7 +34,13 @@ impl HobBook {
             maker_fee: Bps(10),
             taker_fee: Bps(20),
         };
-        HobBook { market: Market::new(spec), events: Vec::with_capacity(64), alias: Vec::new(), owners: Vec::new(), traded: 0 }
+        HobBook {
+            market: Market::new(spec),
+            events: Vec::with_capacity(64),
+            alias: Vec::new(),
+            owners: Vec::new(),
+            traded: 0,
+        }
     }
 
     fn hob_id(&self, id: u64) -> OrderId {

@@ -130,7 +130,13 @@ const MC_SELL_BIT: u64 = 1 << 63;
 impl MatchcoreBook {
     /// Guarded against the trade-through bug (see type docs).
     pub fn new() -> Self {
-        MatchcoreBook { book: matchcore::OrderBook::new("BENCH"), seq: 0, ids: DenseMap::new(MC_NONE), volume: 0, guard: true }
+        MatchcoreBook {
+            book: matchcore::OrderBook::new("BENCH"),
+            seq: 0,
+            ids: DenseMap::new(MC_NONE),
+            volume: 0,
+            guard: true,
+        }
     }
 
     /// Plain native commands only (matchcore 0.4.0 trade-through semantics).
@@ -160,13 +166,12 @@ impl MatchcoreBook {
         use matchcore::*;
         let seq = self.seq;
         self.seq += 1;
-        let cmd = Command {
-            meta: CommandMeta { sequence_number: SequenceNumber(seq), timestamp: Timestamp(seq) },
-            kind,
-        };
+        let cmd =
+            Command { meta: CommandMeta { sequence_number: SequenceNumber(seq), timestamp: Timestamp(seq) }, kind };
         let outcome = self.book.execute(&cmd);
         let applied = match &outcome {
-            CommandOutcome::Applied(CommandReport::Submit(eff)) | CommandOutcome::Applied(CommandReport::Amend(eff)) => {
+            CommandOutcome::Applied(CommandReport::Submit(eff))
+            | CommandOutcome::Applied(CommandReport::Amend(eff)) => {
                 if let Some(m) = eff.target_order().match_result() {
                     self.volume += m.executed_quantity().0;
                 }
@@ -288,7 +293,8 @@ impl BenchBook for MatchcoreBook {
                 if self.guard {
                     let avail = self.executable_within(side, price, qty);
                     if avail > 0 && avail < qty {
-                        let (_, live) = self.exec(CommandKind::Cancel(CancelCmd { order_id, order_kind: OrderKind::Limit }));
+                        let (_, live) =
+                            self.exec(CommandKind::Cancel(CancelCmd { order_id, order_kind: OrderKind::Limit }));
                         if live {
                             self.place(Some(new_id), side, price, qty);
                         }
@@ -298,7 +304,8 @@ impl BenchBook for MatchcoreBook {
                 let patch = LimitOrderPatch::new()
                     .with_price(Price(price))
                     .with_quantity_policy(QuantityPolicy::Standard { quantity: Quantity(qty) });
-                let (_, applied) = self.exec(CommandKind::Amend(AmendCmd { order_id, patch: AmendPatch::Limit(patch) }));
+                let (_, applied) =
+                    self.exec(CommandKind::Amend(AmendCmd { order_id, patch: AmendPatch::Limit(patch) }));
                 if applied {
                     self.ids.set(new_id, packed);
                 }
@@ -505,7 +512,15 @@ impl OrderbookRsBook {
     /// `user` is converted into pricelevel's `Hash32` (`From<[u8; 32]>`);
     /// that type is not re-exported by orderbook-rs.
     #[inline]
-    fn add(&mut self, id: u64, side: orderbook_rs::Side, user: [u8; 32], price: u64, qty: u64, tif: orderbook_rs::TimeInForce) {
+    fn add(
+        &mut self,
+        id: u64,
+        side: orderbook_rs::Side,
+        user: [u8; 32],
+        price: u64,
+        qty: u64,
+        tif: orderbook_rs::TimeInForce,
+    ) {
         let res = self.book.add_limit_order_with_user_and_result(
             orderbook_rs::Id::Sequential(id),
             price as u128,

@@ -379,11 +379,7 @@ impl Generator {
         let side = self.side();
         let price = self.aggressive_price(side);
         let (id, user, qty) = (self.id(), self.user(), self.qty());
-        let op = if ioc {
-            Op::Ioc { id, user, side, price, qty }
-        } else {
-            Op::Limit { id, user, side, price, qty }
-        };
+        let op = if ioc { Op::Ioc { id, user, side, price, qty } } else { Op::Limit { id, user, side, price, qty } };
         self.emit(op, out);
     }
 

@@ -42,9 +42,7 @@ pub enum IdError {
 }
 
 fn symbol_bytes<const N: usize>(kind: &'static str, s: &str) -> Result<(u8, [u8; N]), IdError> {
-    let ok = !s.is_empty()
-        && s.len() <= N
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok = !s.is_empty() && s.len() <= N && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
         return Err(IdError::Invalid { kind, max: N, got: s.chars().take(64).collect() });
     }

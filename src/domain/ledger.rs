@@ -218,14 +218,18 @@ impl Account {
                 // fee floor of a part never exceeds its share of the whole's fee floor.
                 let share = if last { lock.amount } else { buy_cost(spec, lock.limit, trade.qty, lock.fee_rate)? };
                 let spent = trade.quote_amount.checked_add(fee).ok_or(LedgerError::Overflow)?;
-                let refund = share.checked_sub(spent).ok_or(LedgerError::Underflow { asset: lock.asset, bucket: "lock" })?;
+                let refund =
+                    share.checked_sub(spent).ok_or(LedgerError::Underflow { asset: lock.asset, bucket: "lock" })?;
                 paid.locked = sub(paid.locked, share, lock.asset, "locked")?;
                 paid.available = paid.available.checked_add(refund).ok_or(LedgerError::Overflow)?;
                 (share, spec.base, trade.base_amount)
             }
             Side::Sell => {
                 paid.locked = sub(paid.locked, trade.base_amount, lock.asset, "locked")?;
-                let net = trade.quote_amount.checked_sub(fee).ok_or(LedgerError::Underflow { asset: spec.quote, bucket: "proceeds" })?;
+                let net = trade
+                    .quote_amount
+                    .checked_sub(fee)
+                    .ok_or(LedgerError::Underflow { asset: spec.quote, bucket: "proceeds" })?;
                 (trade.base_amount, spec.quote, net)
             }
         };

@@ -74,10 +74,7 @@ impl MarketSpec {
 
     /// Quote units of `qty` lots at `price`; `None` on overflow.
     pub fn notional(&self, price: PriceTicks, qty: QtyLots) -> Option<Amount> {
-        (price.0 as u128)
-            .checked_mul(qty.0 as u128)?
-            .checked_mul(self.quote_tick.0)
-            .map(Amount)
+        (price.0 as u128).checked_mul(qty.0 as u128)?.checked_mul(self.quote_tick.0).map(Amount)
     }
 
     /// The fee rate an order may be charged at most: a post-only order only ever makes; any

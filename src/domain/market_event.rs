@@ -24,17 +24,35 @@ pub enum MarketEvent {
     },
     Traded(Trade),
     /// The order has no quantity left: every lot traded.
-    Filled { order: OrderId },
+    Filled {
+        order: OrderId,
+    },
     /// The order's remainder left without trading, by its own terms.
-    Expired { order: OrderId, remaining: QtyLots, reason: ExpireReason },
+    Expired {
+        order: OrderId,
+        remaining: QtyLots,
+        reason: ExpireReason,
+    },
     /// The order's remainder was cancelled.
-    Cancelled { order: OrderId, remaining: QtyLots, reason: CancelReason },
+    Cancelled {
+        order: OrderId,
+        remaining: QtyLots,
+        reason: CancelReason,
+    },
     /// A resting order changed. `keeps_priority` is true exactly when only the quantity went
     /// down; otherwise the order was taken off the book and is re-entered by the events that
     /// follow (it may trade as a taker, rest at the back of its new level, or expire).
-    Amended { order: OrderId, price: PriceTicks, qty: QtyLots, keeps_priority: bool },
+    Amended {
+        order: OrderId,
+        price: PriceTicks,
+        qty: QtyLots,
+        keeps_priority: bool,
+    },
     /// The command changed nothing.
-    Rejected { order: OrderId, reason: RejectReason },
+    Rejected {
+        order: OrderId,
+        reason: RejectReason,
+    },
     Halted,
     Resumed,
 }
@@ -76,11 +94,19 @@ impl Trade {
 
     /// Fee paid by the buyer and by the seller, in the quote asset.
     pub fn buyer_fee(&self) -> Amount {
-        if self.taker_side == Side::Buy { self.taker_fee } else { self.maker_fee }
+        if self.taker_side == Side::Buy {
+            self.taker_fee
+        } else {
+            self.maker_fee
+        }
     }
 
     pub fn seller_fee(&self) -> Amount {
-        if self.taker_side == Side::Sell { self.taker_fee } else { self.maker_fee }
+        if self.taker_side == Side::Sell {
+            self.taker_fee
+        } else {
+            self.maker_fee
+        }
     }
 }
 

@@ -18,9 +18,17 @@ use super::units::{PriceTicks, QtyLots, TimestampMs};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MarketCommand {
     Place(NewOrder),
-    Cancel { order: OrderId, user: UserId },
+    Cancel {
+        order: OrderId,
+        user: UserId,
+    },
     /// Change a resting order's price and/or remaining quantity.
-    Amend { order: OrderId, user: UserId, price: PriceTicks, qty: QtyLots },
+    Amend {
+        order: OrderId,
+        user: UserId,
+        price: PriceTicks,
+        qty: QtyLots,
+    },
     /// Expire every good-till-date order that is due; nothing else.
     ExpireDue,
     Halt,
@@ -89,11 +97,9 @@ impl Market {
         match command {
             MarketCommand::Place(order) => self.decide_place(order, now, out),
             MarketCommand::Cancel { order, user } => match self.owned(order, user, now) {
-                Ok(resting) => out.push(MarketEvent::Cancelled {
-                    order,
-                    remaining: resting.qty,
-                    reason: CancelReason::User,
-                }),
+                Ok(resting) => {
+                    out.push(MarketEvent::Cancelled { order, remaining: resting.qty, reason: CancelReason::User })
+                }
                 Err(reason) => out.push(MarketEvent::Rejected { order, reason }),
             },
             MarketCommand::Amend { order, user, price, qty } => self.decide_amend(order, user, price, qty, now, out),
@@ -338,11 +344,8 @@ impl Market {
                     remaining: maker.qty,
                     reason: CancelReason::SelfTradePrevention,
                 };
-                let cancel_taker = MarketEvent::Cancelled {
-                    order: taker.id,
-                    remaining,
-                    reason: CancelReason::SelfTradePrevention,
-                };
+                let cancel_taker =
+                    MarketEvent::Cancelled { order: taker.id, remaining, reason: CancelReason::SelfTradePrevention };
                 return match taker.stp {
                     StpMode::ExpireMaker => {
                         out.push(cancel_maker);

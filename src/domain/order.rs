@@ -58,10 +58,14 @@ pub enum StpMode {
 /// The kind of an order and its price bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OrderType {
-    Limit { price: PriceTicks },
+    Limit {
+        price: PriceTicks,
+    },
     /// A market order trades immediately and expires its remainder (IOC semantics). The
     /// optional worst price bounds slippage: it never trades beyond it.
-    Market { worst_price: Option<PriceTicks> },
+    Market {
+        worst_price: Option<PriceTicks>,
+    },
 }
 
 impl OrderType {
@@ -90,8 +94,7 @@ pub struct NewOrder {
 impl NewOrder {
     /// Whether the order may rest on the book after matching.
     pub fn may_rest(&self) -> bool {
-        matches!(self.order_type, OrderType::Limit { .. })
-            && matches!(self.tif, TimeInForce::Gtc | TimeInForce::Gtd(_))
+        matches!(self.order_type, OrderType::Limit { .. }) && matches!(self.tif, TimeInForce::Gtc | TimeInForce::Gtd(_))
     }
 
     pub fn expiry(&self) -> Option<TimestampMs> {

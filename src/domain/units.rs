@@ -91,8 +91,10 @@ impl Bps {
     pub fn fee_on(self, notional: Amount) -> Amount {
         // Split so no intermediate exceeds the notional: floor(n * r / D) equals
         // (n / D) * r + (n % D) * r / D, and r <= D (MarketSpec::validate) bounds both terms.
-        Amount(notional.0 / Self::DENOMINATOR * self.0 as u128
-            + notional.0 % Self::DENOMINATOR * self.0 as u128 / Self::DENOMINATOR)
+        Amount(
+            notional.0 / Self::DENOMINATOR * self.0 as u128
+                + notional.0 % Self::DENOMINATOR * self.0 as u128 / Self::DENOMINATOR,
+        )
     }
 }
 

@@ -104,9 +104,8 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 pub fn parse(line: &str) -> Result<Line, Malformed> {
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| Malformed { id: None, reason: format!("invalid JSON: {e}") })?;
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| Malformed { id: None, reason: "a line must be a JSON object".into() })?;
+    let object =
+        value.as_object_mut().ok_or_else(|| Malformed { id: None, reason: "a line must be a JSON object".into() })?;
     let id = object.get("id").and_then(|v| v.as_str()).map(str::to_owned);
     let bad = |reason: String| Malformed { id: id.clone(), reason };
     let op = match object.remove("op") {
@@ -139,7 +138,10 @@ mod tests {
     fn reads_the_documented_examples() {
         let place = parse(r#"{"op":"place","id":"o1","user":"alice","side":"buy","type":"limit","price":"100.50","qty":"2","tif":"gtc","post_only":false,"stp":"expire_maker"}"#).unwrap();
         assert!(matches!(place, Line::Place(PlaceLine { ref id, price: Some(_), .. }) if id == "o1"));
-        let market = parse(r#"{"op":"place","id":"o2","user":"bob","side":"sell","type":"market","qty":"1","worst_price":"99"}"#).unwrap();
+        let market = parse(
+            r#"{"op":"place","id":"o2","user":"bob","side":"sell","type":"market","qty":"1","worst_price":"99"}"#,
+        )
+        .unwrap();
         assert!(matches!(market, Line::Place(PlaceLine { order_type: TypeField::Market, .. })));
         let cancel = parse(r#"{"op":"cancel","id":"o1","user":"alice"}"#).unwrap();
         assert_eq!(cancel, Line::Cancel(CancelLine { id: "o1".into(), user: "alice".into(), ts: None }));
@@ -149,7 +151,10 @@ mod tests {
     fn names_what_is_wrong() {
         assert!(parse("not json").unwrap_err().reason.starts_with("invalid JSON"));
         assert_eq!(parse("[1]").unwrap_err().reason, "a line must be a JSON object");
-        assert_eq!(parse(r#"{"id":"x"}"#).unwrap_err(), Malformed { id: Some("x".into()), reason: "missing \"op\"".into() });
+        assert_eq!(
+            parse(r#"{"id":"x"}"#).unwrap_err(),
+            Malformed { id: Some("x".into()), reason: "missing \"op\"".into() }
+        );
         let e = parse(r#"{"op":"place","id":"o1","user":"a","side":"up","qty":"1"}"#).unwrap_err();
         assert_eq!(e.id.as_deref(), Some("o1"));
         assert!(e.reason.contains("unknown variant `up`"), "{}", e.reason);

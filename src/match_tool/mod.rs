@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 use serde_json::{json, Map, Value};
 
 use crate::domain::{
-    Amount, AssetId, Bps, ClientOrderId, Market, MarketCommand, MarketEvent, MarketId, MarketSpec, NewOrder,
-    OrderId, OrderType, QtyLots, RejectReason, Side, SpecError, StpMode, TimeInForce, TimestampMs, UserId,
+    Amount, AssetId, Bps, ClientOrderId, Market, MarketCommand, MarketEvent, MarketId, MarketSpec, NewOrder, OrderId,
+    OrderType, QtyLots, RejectReason, Side, SpecError, StpMode, TimeInForce, TimestampMs, UserId,
 };
 use grid::{Grid, GridError};
 use input::{Line, Malformed, PlaceLine, SideField, StpField, TifField, TypeField, MAX_LINE_BYTES};
@@ -207,7 +207,8 @@ impl Session {
             Line::Amend(amend) => {
                 self.advance(amend.ts);
                 let reject = |reason, e: GridError| LineRejection::new(&amend.id, reason, e.to_string());
-                let price = self.grid.price("price", &amend.price).map_err(|e| reject(RejectReason::OffGridPrice, e))?;
+                let price =
+                    self.grid.price("price", &amend.price).map_err(|e| reject(RejectReason::OffGridPrice, e))?;
                 let qty = self.grid.qty("qty", &amend.qty).map_err(|e| reject(RejectReason::OffGridSize, e))?;
                 let order = self.order_id(&amend.id);
                 Ok(MarketCommand::Amend { order, user: self.user_id(&amend.user), price, qty })
@@ -227,7 +228,11 @@ impl Session {
         self.advance(p.ts);
         let malformed = |detail: &str| LineRejection::malformed(&p.id, detail);
         if self.order_ids.contains_key(&p.id) {
-            return Err(LineRejection::new(&p.id, RejectReason::DuplicateOrderId, "order ids are unique in a file".into()));
+            return Err(LineRejection::new(
+                &p.id,
+                RejectReason::DuplicateOrderId,
+                "order ids are unique in a file".into(),
+            ));
         }
         if let Some(client_id) = &p.client_order_id {
             ClientOrderId::new(client_id).map_err(|e| malformed(&e.to_string()))?;
@@ -241,9 +246,9 @@ impl Session {
             (TypeField::Limit, Some(price), None) => OrderType::Limit { price: price_of("price", price)? },
             (TypeField::Limit, None, _) => return Err(malformed("a limit order needs \"price\"")),
             (TypeField::Limit, Some(_), Some(_)) => return Err(malformed("\"worst_price\" is for market orders")),
-            (TypeField::Market, None, worst) => OrderType::Market {
-                worst_price: worst.as_deref().map(|w| price_of("worst_price", w)).transpose()?,
-            },
+            (TypeField::Market, None, worst) => {
+                OrderType::Market { worst_price: worst.as_deref().map(|w| price_of("worst_price", w)).transpose()? }
+            }
             (TypeField::Market, Some(_), _) => {
                 return Err(malformed("a market order has no \"price\"; bound it with \"worst_price\""))
             }

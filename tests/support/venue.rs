@@ -11,24 +11,9 @@
 use std::collections::BTreeMap;
 
 use hob::domain::{
-    Account, Amount, AssetId, Bps, CancelReason, ExpireReason, FeeAccount, LedgerError, Market, MarketCommand,
-    MarketEvent, MarketId, MarketSpec, NewOrder, OrderId, PriceTicks, QtyLots, Side, TimestampMs, UserId,
+    Account, Amount, AssetId, Bps, FeeAccount, LedgerError, Market, MarketCommand, MarketEvent, MarketId, MarketSpec,
+    NewOrder, OrderId, PriceTicks, QtyLots, Side, TimestampMs, UserId,
 };
-
-/// KNOWN BUG in `Market::decide` (see `a_due_order_is_not_also_cancelled` in
-/// tests/properties.rs): a user cancel at or after a good-till-date order's expiry yields
-/// `Expired` (the due sweep) and then `Cancelled` for the same order, so the order ends twice
-/// and a ledger would release its lock twice. Whether `events[i]` is that second end. The
-/// venue skips it, and only it, so the properties keep checking everything else; delete this
-/// and its two callers once the market rejects such a cancel as `UnknownOrder`.
-pub fn cancels_an_order_that_just_expired(events: &[MarketEvent], i: usize) -> bool {
-    let MarketEvent::Cancelled { order, reason: CancelReason::User, .. } = events[i] else {
-        return false;
-    };
-    events[..i].iter().any(|e| {
-        matches!(e, MarketEvent::Expired { order: o, reason: ExpireReason::GoodTillDate, .. } if *o == order)
-    })
-}
 
 /// The venue's one market: BASE quoted in QUOTE, 1,000 base units a lot, 10 quote units a
 /// tick per lot, maker 10 bps and taker 25 bps so that fee floors are exercised on every fill,
@@ -158,7 +143,14 @@ impl Venue {
 
     /// Re-sizes the lock for the new terms first; if the market then refuses the amend, the
     /// lock goes back to the old terms (if the order still has one: it may have expired).
-    pub fn amend(&mut self, order: OrderId, user: UserId, price: PriceTicks, qty: QtyLots, now: TimestampMs) -> Outcome {
+    pub fn amend(
+        &mut self,
+        order: OrderId,
+        user: UserId,
+        price: PriceTicks,
+        qty: QtyLots,
+        now: TimestampMs,
+    ) -> Outcome {
         let spec = self.market.spec().clone();
         let account = self.accounts.entry(user).or_default();
         let old = account.lock(order).copied();
@@ -171,7 +163,9 @@ impl Venue {
         let events = self.execute(MarketCommand::Amend { order, user, price, qty }, now);
         let rejected = events.iter().any(|e| matches!(e, MarketEvent::Rejected { order: o, .. } if *o == order));
         match old {
-            None => assert!(rejected, "market accepted amend of {order} for {user}, who holds no lock for it: {events:?}"),
+            None => {
+                assert!(rejected, "market accepted amend of {order} for {user}, who holds no lock for it: {events:?}")
+            }
             Some(old) if rejected => {
                 let account = self.accounts.entry(user).or_default();
                 if account.lock(order).is_some() {
@@ -200,10 +194,7 @@ impl Venue {
     fn execute(&mut self, command: MarketCommand, now: TimestampMs) -> Vec<MarketEvent> {
         let mut events = Vec::new();
         self.market.execute(command, now, &mut events);
-        for (i, event) in events.iter().enumerate() {
-            if cancels_an_order_that_just_expired(&events, i) {
-                continue;
-            }
+        for event in &events {
             self.route(event, &command, &events);
         }
         self.log.extend_from_slice(&events);

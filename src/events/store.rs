@@ -1,0 +1,174 @@
+//! The `EventStore` port: what the actors, the outbox relay and the consumers need from
+//! storage, and nothing about how an adapter provides it. Every adapter passes the suite in
+//! `conformance.rs`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::envelope::{EventEnvelope, NewEvent, StreamId};
+
+/// Most events one append may carry; a bigger append is refused, never split.
+pub const MAX_EVENTS_PER_APPEND: usize = 4_096;
+/// Most outbox records one append may carry.
+pub const MAX_OUTBOX_PER_APPEND: usize = 16_384;
+
+/// A message to deliver once the append is durable: the relay sends `payload` to queue
+/// `destination`, message group `group` (per-group order is kept).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRecord {
+    pub destination: String,
+    pub group: String,
+    pub payload: Value,
+}
+
+/// An outbox record as stored, tagged with the stream and the last version of the append
+/// that wrote it (the consumer's deduplication key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    /// Increases in commit order.
+    pub id: u64,
+    pub stream: StreamId,
+    pub version: u64,
+    pub record: OutboxRecord,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendRequest {
+    pub stream: StreamId,
+    /// The stream's version the caller decided against (0 for a new stream).
+    pub expected_version: u64,
+    pub events: Vec<NewEvent>,
+    pub outbox: Vec<OutboxRecord>,
+    /// A repeated key returns the first append's result and writes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub stream: StreamId,
+    pub first_version: u64,
+    pub last_version: u64,
+    pub last_hash: [u8; 32],
+    /// True when this is the stored result of an earlier append with the same key.
+    pub deduplicated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub stream: StreamId,
+    /// The version of the last event folded into `state`.
+    pub version: u64,
+    pub state: Vec<u8>,
+    pub state_hash: [u8; 32],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{stream}: expected version {expected}, stream is at {actual}")]
+    VersionConflict { stream: StreamId, expected: u64, actual: u64 },
+    #[error("idempotency key {key:?} was used for stream {original_stream}, not {stream}")]
+    IdempotencyKeyReused { key: String, original_stream: StreamId, stream: StreamId },
+    #[error("event id {event_id} is already stored")]
+    DuplicateEventId { event_id: uuid::Uuid },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("corrupt row in {stream} v{version}: {reason}")]
+    Corrupt { stream: String, version: u64, reason: String },
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl AppendRequest {
+    /// Checks done before any write, identical in every adapter.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Err(StoreError::InvalidRequest("an append needs at least one event".into()));
+        }
+        if self.events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(StoreError::InvalidRequest(format!(
+                "{} events in one append, limit {MAX_EVENTS_PER_APPEND}",
+                self.events.len()
+            )));
+        }
+        if self.outbox.len() > MAX_OUTBOX_PER_APPEND {
+            return Err(StoreError::InvalidRequest(format!(
+                "{} outbox records in one append, limit {MAX_OUTBOX_PER_APPEND}",
+                self.outbox.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Storage for event streams, their outbox, consumers' deduplication and leases.
+///
+/// Futures are `Send` so the store can be awaited from any tokio or actix task.
+pub trait EventStore: Send + Sync {
+    /// Appends atomically: the events (versions `expected_version + 1 ..`, hash-chained), the
+    /// outbox records and the idempotency row are all stored, or none is. Resolves only once
+    /// the write is durable.
+    fn append(&self, request: AppendRequest) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Events of `stream` with version >= `from_version`, in version order.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send;
+
+    /// The stream's current version (0 if it has no events).
+    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every stream with at least one event, sorted by name.
+    fn list_streams(&self) -> impl Future<Output = Result<Vec<StreamId>, StoreError>> + Send;
+
+    /// Stores a snapshot; saving the same stream and version again replaces it.
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The snapshot with the highest version, if any.
+    fn load_latest_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// Up to `limit` unpublished outbox entries, oldest first.
+    fn fetch_unpublished(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+
+    /// Marks entries published; unknown or already published ids are ignored.
+    fn mark_published(&self, ids: &[u64]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that `consumer` applied `(stream, version)`; true if it had not before.
+    fn mark_processed(
+        &self,
+        consumer: &str,
+        stream: &StreamId,
+        version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes lease `name` for `owner` until `now + ttl` if it is free, expired, or already
+    /// `owner`'s; true on success.
+    fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Extends `owner`'s unexpired lease to `now + ttl`; false if `owner` does not hold it.
+    fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up; false if `owner` did not hold it.
+    fn release_lease(&self, name: &str, owner: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

@@ -1,0 +1,713 @@
+//! The embedded `EventStore`: one SQLite file in WAL mode, durable on commit
+//! (`synchronous=FULL`).
+//!
+//! Group commit: one writer thread owns the only write connection. It takes every queued
+//! write job (up to `max_batch`), runs them in ONE transaction, each inside its own savepoint
+//! so a job that fails its own checks (a version conflict) is rolled back alone, commits once
+//! (one fsync), and only then replies to each caller. Reads run on separate connections owned
+//! by reader threads, so they never wait for a commit. The threads are plain OS threads, so
+//! the store works under any async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
+use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, Snapshot, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    /// Most write jobs committed in one transaction.
+    pub max_batch: usize,
+    /// Reader threads (each with its own connection).
+    pub readers: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig { path: path.into(), max_batch: 512, readers: 2 }
+    }
+}
+
+/// Counters of the writer: `batches` < `jobs` means group commit is sharing fsyncs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Committed transactions.
+    pub batches: u64,
+    /// Write jobs (appends, snapshot saves, ...) run in them.
+    pub jobs: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+}
+
+type WriteJob = Box<dyn PendingJob>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A write job: runs inside the batch transaction, replies after the commit.
+trait PendingJob: Send {
+    /// Runs the job; false if it failed (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Replies with the job's result, or with `commit`'s error if the batch did not commit.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> Result<T, StoreError> + Send> PendingJob for Job<T, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match self.work.take() {
+            Some(work) => work(conn),
+            None => Err(StoreError::Backend("write job ran twice".into())),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = match (commit, self.result) {
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(ok)) => ok,
+            (Ok(()), None) => Err(StoreError::Backend("write job never ran".into())),
+        };
+        // The caller may have stopped waiting; nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+pub struct SqliteEventStore {
+    writer: Option<mpsc::SyncSender<WriteJob>>,
+    readers: Option<mpsc::SyncSender<ReadJob>>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// Bound on queued jobs: a full queue makes callers wait (backpressure), never drops.
+const QUEUE_DEPTH: usize = 65_536;
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_id BLOB NOT NULL UNIQUE,
+    occurred_at_us INTEGER NOT NULL,
+    correlation_id BLOB NOT NULL,
+    causation_id BLOB NOT NULL,
+    idempotency_key TEXT,
+    event_type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (stream, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    stream TEXT NOT NULL,
+    first_version INTEGER NOT NULL,
+    last_version INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    destination TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    state_hash BLOB NOT NULL,
+    PRIMARY KEY (stream, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS processed_events (
+    consumer TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (consumer, stream, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at_us INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+    Ok(conn)
+}
+
+impl SqliteEventStore {
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteEventStore, StoreError> {
+        SqliteEventStore::open_with(SqliteConfig::new(path.as_ref()))
+    }
+
+    pub fn open_with(config: SqliteConfig) -> Result<SqliteEventStore, StoreError> {
+        let write_conn = open_connection(&config.path)?;
+        write_conn.execute_batch(SCHEMA).map_err(backend)?;
+        let counters = Arc::new(Counters::default());
+        let mut threads = Vec::new();
+
+        let (write_tx, write_rx) = mpsc::sync_channel::<WriteJob>(QUEUE_DEPTH);
+        let max_batch = config.max_batch.max(1);
+        let c = Arc::clone(&counters);
+        threads.push(
+            std::thread::Builder::new()
+                .name("hob-sqlite-writer".into())
+                .spawn(move || writer_loop(write_conn, write_rx, max_batch, &c))
+                .map_err(|e| StoreError::Backend(format!("spawning the writer: {e}")))?,
+        );
+
+        let (read_tx, read_rx) = mpsc::sync_channel::<ReadJob>(QUEUE_DEPTH);
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for i in 0..config.readers.max(1) {
+            let conn = open_connection(&config.path)?;
+            let rx = Arc::clone(&read_rx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hob-sqlite-reader-{i}"))
+                    .spawn(move || reader_loop(conn, &rx))
+                    .map_err(|e| StoreError::Backend(format!("spawning a reader: {e}")))?,
+            );
+        }
+        Ok(SqliteEventStore { writer: Some(write_tx), readers: Some(read_tx), threads, counters })
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: WriteJob = Box::new(Job { work: Some(work), result: None, reply });
+        let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
+        writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(work(conn));
+        });
+        let readers = self.readers.as_ref().ok_or(StoreError::Closed)?;
+        readers.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for SqliteEventStore {
+    /// Closing the queues lets the threads finish queued work and exit; joining them means a
+    /// reopened store never races the old writer.
+    fn drop(&mut self) {
+        self.writer.take();
+        self.readers.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>, max_batch: usize, counters: &Counters) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = run_batch(&conn, &mut batch);
+        if commit.is_ok() {
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        for job in batch.drain(..) {
+            job.finish(commit.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut [WriteJob]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+    let result = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+            if !job.run(conn) {
+                conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
+            }
+            conn.execute_batch("RELEASE job").map_err(backend)?;
+        }
+        conn.execute_batch("COMMIT").map_err(backend)
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+fn reader_loop(conn: Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
+    loop {
+        let job = {
+            let Ok(guard) = rx.lock() else { return };
+            match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        job(&conn);
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn ttl_micros(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn sql_u64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::InvalidRequest(format!("{v} does not fit a stored integer")))
+}
+
+fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, StoreError> {
+    req.validate()?;
+    let stream_name = req.stream.as_str();
+    if let Some(key) = &req.idempotency_key {
+        let found = conn
+            .query_row(
+                "SELECT stream, first_version, last_version, last_hash FROM idempotency WHERE key = ?1",
+                [key],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some((stream, first, last, hash)) = found {
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                stream: stream.clone(),
+                version: last as u64,
+                reason: format!("idempotency row {key:?}: {reason}"),
+            };
+            let original = StreamId::parse(&stream).map_err(|e| corrupt(&e.to_string()))?;
+            if original != req.stream {
+                return Err(StoreError::IdempotencyKeyReused {
+                    key: key.clone(),
+                    original_stream: original,
+                    stream: req.stream,
+                });
+            }
+            let last_hash: [u8; 32] = hash.try_into().map_err(|_| corrupt("hash is not 32 bytes"))?;
+            return Ok(AppendResult {
+                stream: original,
+                first_version: first as u64,
+                last_version: last as u64,
+                last_hash,
+                deduplicated: true,
+            });
+        }
+    }
+
+    let head = conn
+        .query_row("SELECT version, last_hash FROM streams WHERE stream = ?1", [stream_name], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()
+        .map_err(backend)?;
+    let (actual, mut prev_hash) = match head {
+        None => (0u64, GENESIS_HASH),
+        Some((v, h)) => {
+            let hash = h.try_into().map_err(|_| StoreError::Corrupt {
+                stream: stream_name.to_owned(),
+                version: v as u64,
+                reason: "stream head hash is not 32 bytes".into(),
+            })?;
+            (v as u64, hash)
+        }
+    };
+    if actual != req.expected_version {
+        return Err(StoreError::VersionConflict { stream: req.stream, expected: req.expected_version, actual });
+    }
+
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (stream, version, event_id, occurred_at_us, correlation_id, causation_id,
+             idempotency_key, event_type, schema_version, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(backend)?;
+    let first_version = actual + 1;
+    let mut version = actual;
+    for event in req.events {
+        version += 1;
+        let event_id = event.event_id;
+        let env = EventEnvelope::seal(req.stream.clone(), version, prev_hash, req.idempotency_key.clone(), event);
+        let payload = serde_json::to_string(&env.payload).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+        let inserted = insert.execute(params![
+            stream_name,
+            sql_u64(version)?,
+            env.event_id.as_bytes().as_slice(),
+            micros(env.occurred_at),
+            env.correlation_id.as_bytes().as_slice(),
+            env.causation_id.as_bytes().as_slice(),
+            env.idempotency_key,
+            env.event_type,
+            env.schema_version,
+            payload,
+            env.prev_hash.as_slice(),
+            env.hash.as_slice(),
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(StoreError::DuplicateEventId { event_id });
+            }
+            Err(e) => return Err(backend(e)),
+        }
+        prev_hash = env.hash;
+    }
+    conn.execute(
+        "INSERT INTO streams (stream, version, last_hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash",
+        params![stream_name, sql_u64(version)?, prev_hash.as_slice()],
+    )
+    .map_err(backend)?;
+    let mut outbox = conn
+        .prepare_cached(
+            "INSERT INTO outbox (stream, version, destination, group_key, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for record in &req.outbox {
+        let payload = serde_json::to_string(&record.payload).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+        outbox
+            .execute(params![stream_name, sql_u64(version)?, record.destination, record.group, payload])
+            .map_err(backend)?;
+    }
+    if let Some(key) = &req.idempotency_key {
+        conn.execute(
+            "INSERT INTO idempotency (key, stream, first_version, last_version, last_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, stream_name, sql_u64(first_version)?, sql_u64(version)?, prev_hash.as_slice()],
+        )
+        .map_err(backend)?;
+    }
+    Ok(AppendResult {
+        stream: req.stream,
+        first_version,
+        last_version: version,
+        last_hash: prev_hash,
+        deduplicated: false,
+    })
+}
+
+/// Decodes one `events` row; anything malformed is `Corrupt` naming stream and version.
+fn decode_event(r: &rusqlite::Row<'_>) -> Result<EventEnvelope, StoreError> {
+    let stream: String = r.get(0).map_err(backend)?;
+    let version: i64 = r.get(1).map_err(backend)?;
+    let corrupt = |reason: String| StoreError::Corrupt { stream: stream.clone(), version: version as u64, reason };
+    let get_blob = |i: usize, name: &str| -> Result<Vec<u8>, StoreError> {
+        r.get::<_, Vec<u8>>(i).map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let uuid = |i: usize, name: &str| -> Result<Uuid, StoreError> {
+        Uuid::from_slice(&get_blob(i, name)?).map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let hash = |i: usize, name: &str| -> Result<[u8; 32], StoreError> {
+        get_blob(i, name)?.try_into().map_err(|_| corrupt(format!("{name} is not 32 bytes")))
+    };
+    let stream_id = StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?;
+    if version < 1 {
+        return Err(corrupt("version below 1".into()));
+    }
+    let occurred_us: i64 = r.get(3).map_err(|e| corrupt(format!("occurred_at: {e}")))?;
+    let occurred_at =
+        DateTime::from_timestamp_micros(occurred_us).ok_or_else(|| corrupt("occurred_at out of range".into()))?;
+    let schema: i64 = r.get(8).map_err(|e| corrupt(format!("schema_version: {e}")))?;
+    let schema_version = u16::try_from(schema).map_err(|_| corrupt(format!("schema_version {schema}")))?;
+    let payload_text: String = r.get(9).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let payload: Value = serde_json::from_str(&payload_text).map_err(|e| corrupt(format!("payload: {e}")))?;
+    Ok(EventEnvelope {
+        stream: stream_id,
+        version: version as u64,
+        event_id: uuid(2, "event_id")?,
+        occurred_at,
+        correlation_id: uuid(4, "correlation_id")?,
+        causation_id: uuid(5, "causation_id")?,
+        idempotency_key: r.get(6).map_err(|e| corrupt(format!("idempotency_key: {e}")))?,
+        event_type: r.get(7).map_err(|e| corrupt(format!("event_type: {e}")))?,
+        schema_version,
+        payload,
+        prev_hash: hash(10, "prev_hash")?,
+        hash: hash(11, "hash")?,
+    })
+}
+
+fn read_stream_sync(conn: &Connection, stream: &StreamId, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT stream, version, event_id, occurred_at_us, correlation_id, causation_id, idempotency_key,
+             event_type, schema_version, payload, prev_hash, hash
+             FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version",
+        )
+        .map_err(backend)?;
+    let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![stream.as_str(), from]).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let env = decode_event(row)?;
+        let expected = out.last().map_or(from_version.max(1), |e: &EventEnvelope| e.version + 1);
+        if env.version != expected && !(out.is_empty() && env.version > expected) {
+            return Err(StoreError::Corrupt {
+                stream: stream.to_string(),
+                version: env.version,
+                reason: format!("version gap: expected {expected}"),
+            });
+        }
+        out.push(env);
+    }
+    Ok(out)
+}
+
+impl EventStore for SqliteEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        request.validate()?;
+        self.write(move |conn| append_in_tx(conn, request)).await
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| read_stream_sync(conn, &stream, from_version)).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| {
+            let v = conn
+                .query_row("SELECT version FROM streams WHERE stream = ?1", [stream.as_str()], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(backend)?;
+            Ok(v.map_or(0, |v| v as u64))
+        })
+        .await
+    }
+
+    async fn list_streams(&self) -> Result<Vec<StreamId>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT stream FROM streams ORDER BY stream").map_err(backend)?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
+            let mut out = Vec::new();
+            for name in names {
+                let name = name.map_err(backend)?;
+                let id = StreamId::parse(&name).map_err(|e| StoreError::Corrupt {
+                    stream: name.clone(),
+                    version: 0,
+                    reason: e.to_string(),
+                })?;
+                out.push(id);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (stream, version, state, state_hash) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    snapshot.stream.as_str(),
+                    sql_u64(snapshot.version)?,
+                    snapshot.state,
+                    snapshot.state_hash.as_slice()
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_latest_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT version, state, state_hash FROM snapshots WHERE stream = ?1 ORDER BY version DESC LIMIT 1",
+                    [stream.as_str()],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((version, state, hash)) = row else { return Ok(None) };
+            let state_hash = hash.try_into().map_err(|_| StoreError::Corrupt {
+                stream: stream.to_string(),
+                version: version as u64,
+                reason: "snapshot state_hash is not 32 bytes".into(),
+            })?;
+            Ok(Some(Snapshot { stream, version: version as u64, state, state_hash }))
+        })
+        .await
+    }
+
+    async fn fetch_unpublished(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, stream, version, destination, group_key, payload FROM outbox
+                     WHERE published = 0 ORDER BY id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut rows = stmt.query([limit]).map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let stream: String = r.get(1).map_err(backend)?;
+                let version: i64 = r.get(2).map_err(backend)?;
+                let corrupt =
+                    |reason: String| StoreError::Corrupt { stream: stream.clone(), version: version as u64, reason };
+                let payload: String = r.get(5).map_err(backend)?;
+                out.push(OutboxEntry {
+                    id: r.get::<_, i64>(0).map_err(backend)? as u64,
+                    stream: StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?,
+                    version: version as u64,
+                    record: OutboxRecord {
+                        destination: r.get(3).map_err(backend)?,
+                        group: r.get(4).map_err(backend)?,
+                        payload: serde_json::from_str(&payload).map_err(|e| corrupt(format!("outbox payload: {e}")))?,
+                    },
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mark_published(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached("UPDATE outbox SET published = 1 WHERE id = ?1").map_err(backend)?;
+            for id in ids {
+                stmt.execute([i64::try_from(id).unwrap_or(i64::MAX)]).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_processed(&self, consumer: &str, stream: &StreamId, version: u64) -> Result<bool, StoreError> {
+        let (consumer, stream) = (consumer.to_owned(), stream.clone());
+        self.write(move |conn| {
+            let n = conn
+                .execute(
+                    "INSERT OR IGNORE INTO processed_events (consumer, stream, version) VALUES (?1, ?2, ?3)",
+                    params![consumer, stream.as_str(), sql_u64(version)?],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            let now_us = micros(now);
+            let expires = now_us.saturating_add(ttl_micros(ttl));
+            // Take it if free, expired, or ours; one statement so the check and the write agree.
+            let n = conn
+                .execute(
+                    "INSERT INTO leases (name, owner, expires_at_us) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at_us = excluded.expires_at_us
+                     WHERE leases.owner = excluded.owner OR leases.expires_at_us <= ?4",
+                    params![name, owner, expires, now_us],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            let now_us = micros(now);
+            let n = conn
+                .execute(
+                    "UPDATE leases SET expires_at_us = ?3 WHERE name = ?1 AND owner = ?2 AND expires_at_us > ?4",
+                    params![name, owner, now_us.saturating_add(ttl_micros(ttl)), now_us],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            let n = conn
+                .execute("DELETE FROM leases WHERE name = ?1 AND owner = ?2", params![name, owner])
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
