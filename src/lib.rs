@@ -1,7 +1,10 @@
 //! hob: a hybrid order book exchange engine. Orders match off-chain; trades settle on an EVM
 //! chain; every state change is an append-only event. See ARCHITECTURE.md for the code map.
 
+pub mod actors;
 pub mod domain;
+pub mod engine;
 pub mod events;
 pub mod match_tool;
+pub mod queue;
 pub mod store;

@@ -10,6 +10,7 @@ pub mod matching;
 pub mod order;
 pub mod order_book;
 pub mod units;
+pub mod user;
 
 pub use ids::{AssetId, ClientOrderId, IdError, MarketId, OrderId, TradeId, UserId};
 pub use ledger::{Account, Balance, FeeAccount, LedgerError, OrderLock};
@@ -19,3 +20,7 @@ pub use matching::{ApplyError, Market, MarketCommand};
 pub use order::{NewOrder, OrderType, Side, StpMode, TimeInForce};
 pub use order_book::{BookError, LevelSummary, OrderBook, RestingOrder};
 pub use units::{Amount, Bps, PriceTicks, QtyLots, TimestampMs};
+pub use user::{
+    HeldMarket, NonceWindow, OpenOrder, OrderRequest, OrderStatus, PendingRequest, ReleaseReason, UserApplyError,
+    UserCommand, UserEvent, UserReject, UserState, UserStateParts, CLIENT_ID_HISTORY, MAX_OPEN_ORDERS, NONCE_WINDOW,
+};

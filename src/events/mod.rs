@@ -3,9 +3,11 @@
 
 pub mod conformance;
 pub mod envelope;
+pub mod market_command;
 pub mod payload;
 pub mod store;
 pub mod upcast;
+pub mod user_payload;
 
 pub use envelope::{
     canonical_json, verify_chain, ChainError, Clock, EventEnvelope, ManualClock, NewEvent, StreamId, StreamIdError,

@@ -275,21 +275,21 @@ pub fn decode_market_event(event_type: &str, schema_version: u16, payload: Value
     MarketEvent::try_from(WireMarketEvent::from_payload(event_type, schema_version, payload)?)
 }
 
-fn side_to_wire(s: Side) -> WireSide {
+pub(crate) fn side_to_wire(s: Side) -> WireSide {
     match s {
         Side::Buy => WireSide::Buy,
         Side::Sell => WireSide::Sell,
     }
 }
 
-fn side_from_wire(s: WireSide) -> Side {
+pub(crate) fn side_from_wire(s: WireSide) -> Side {
     match s {
         WireSide::Buy => Side::Buy,
         WireSide::Sell => Side::Sell,
     }
 }
 
-fn stp_to_wire(s: StpMode) -> WireStp {
+pub(crate) fn stp_to_wire(s: StpMode) -> WireStp {
     match s {
         StpMode::ExpireMaker => WireStp::ExpireMaker,
         StpMode::ExpireTaker => WireStp::ExpireTaker,
@@ -297,7 +297,7 @@ fn stp_to_wire(s: StpMode) -> WireStp {
     }
 }
 
-fn stp_from_wire(s: WireStp) -> StpMode {
+pub(crate) fn stp_from_wire(s: WireStp) -> StpMode {
     match s {
         WireStp::ExpireMaker => StpMode::ExpireMaker,
         WireStp::ExpireTaker => StpMode::ExpireTaker,
@@ -305,11 +305,11 @@ fn stp_from_wire(s: WireStp) -> StpMode {
     }
 }
 
-fn user_from_wire(field: &'static str, s: &str) -> Result<UserId, PayloadError> {
+pub(crate) fn user_from_wire(field: &'static str, s: &str) -> Result<UserId, PayloadError> {
     UserId::from_hex(s).map_err(|_| PayloadError::InvalidUser { field, value: s.chars().take(64).collect() })
 }
 
-fn amount_from_wire(field: &'static str, s: &str) -> Result<Amount, PayloadError> {
+pub(crate) fn amount_from_wire(field: &'static str, s: &str) -> Result<Amount, PayloadError> {
     let bad = || PayloadError::InvalidAmount { field, value: s.chars().take(64).collect() };
     // `u128::from_str` accepts a leading `+`; the wire form is digits only.
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::payload::{current_schema_version, RESTED};
+use super::user_payload::current_user_schema_version;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpcastError {
@@ -40,7 +41,9 @@ fn rested_v1_to_v2(mut payload: Value) -> Result<Value, &'static str> {
 
 /// Brings `payload`, written at `version`, up to the current version of `event_type`.
 pub fn upcast_to_current(event_type: &str, version: u16, mut payload: Value) -> Result<Value, UpcastError> {
-    let current = current_schema_version(event_type).ok_or_else(|| UpcastError::UnknownEventType(event_type.into()))?;
+    let current = current_schema_version(event_type)
+        .or_else(|| current_user_schema_version(event_type))
+        .ok_or_else(|| UpcastError::UnknownEventType(event_type.into()))?;
     if version > current {
         return Err(UpcastError::FromTheFuture { event_type: event_type.into(), version, current });
     }

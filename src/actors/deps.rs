@@ -1,0 +1,82 @@
+//! What every actor is given: the store, the clock, the relay's doorbell, counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::events::{Clock, EventEnvelope, PayloadError, StoreError, StreamId};
+use crate::queue::MessageSource;
+
+/// The idempotency key of the append a queued record causes in `consumer`'s stream: a
+/// redelivered record finds its key taken and takes effect once.
+pub fn idempotency_key(consumer: &StreamId, source: &MessageSource) -> String {
+    format!("{consumer}<-{}", source.key())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("another writer owns {0}; the actor stopped and will be rebuilt")]
+    Conflict(StreamId),
+    #[error("stored event {stream} v{version} does not decode: {source}")]
+    Decode { stream: StreamId, version: u64, source: PayloadError },
+    #[error("stored event {stream} v{version} does not fit the state: {reason}")]
+    Replay { stream: StreamId, version: u64, reason: String },
+    #[error("the actor panicked and was stopped; it will be rebuilt from its stream")]
+    Panicked,
+    #[error("the actor is gone (mailbox closed or full): {0}")]
+    Mailbox(String),
+    #[error("unknown market {0}")]
+    UnknownMarket(String),
+}
+
+/// Counters the operator API reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub panics: AtomicU64,
+    pub restarts: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub appends: AtomicU64,
+    pub deduplicated: AtomicU64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct ActorDeps<S> {
+    pub store: Arc<S>,
+    pub clock: Arc<dyn Clock>,
+    /// Rung after every commit that wrote outbox records, so the relay dispatches at once.
+    pub outbox_wake: Arc<Notify>,
+    /// The settlement queue's message group (the operator wallet).
+    pub settlement_group: String,
+    /// Take a snapshot after this many events since the last one.
+    pub snapshot_every: u64,
+    pub counters: Arc<Counters>,
+}
+
+impl<S> ActorDeps<S> {
+    pub fn now_ms(&self) -> crate::domain::TimestampMs {
+        crate::domain::TimestampMs(self.clock.now().timestamp_millis().max(0) as u64)
+    }
+}
+
+/// Checks that a stream read back is gapless from `from`.
+pub fn check_sequence(events: &[EventEnvelope], mut expected: u64) -> Result<(), ActorError> {
+    for e in events {
+        if e.version != expected {
+            return Err(ActorError::Replay {
+                stream: e.stream.clone(),
+                version: e.version,
+                reason: format!("expected version {expected}"),
+            });
+        }
+        expected += 1;
+    }
+    Ok(())
+}

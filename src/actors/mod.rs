@@ -1,0 +1,19 @@
+//! Actors: every market and every user is an actix actor that serializes its own messages,
+//! rebuilds itself from its event stream, and commits its events together with the outbox
+//! records they imply in one atomic append before it changes its memory.
+//!
+//! The handler shape is the same everywhere: decide with pure domain code -> append events +
+//! outbox (expected version, idempotency key) -> apply -> reply. Handlers that await the
+//! store return `AtomicResponse`, so no other message of the same actor interleaves. A
+//! version conflict means another writer owns the stream: the actor stops and the registry
+//! rebuilds it from the stream on the next message.
+
+pub mod deps;
+pub mod market;
+pub mod registry;
+pub mod user;
+
+pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};
+pub use market::{InspectMarket, MarketActor, MarketReply, MarketRequest, MarketView};
+pub use registry::Registry;
+pub use user::{InspectUser, UserActor, UserError, UserOp, UserReply, UserRequest, UserView};

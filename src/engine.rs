@@ -1,0 +1,361 @@
+//! The engine facade: what the API (and tests) call. It owns the registry of actors, the
+//! outbox relay and the queue consumers, all on the current actix arbiter.
+//!
+//! An order's path: `place` -> the user's actor checks nonce, idempotency and balance, locks
+//! funds and appends `OrderPlaced` + a market-queue record -> the relay delivers it -> the
+//! market consumer hands it to the market's actor, which matches and appends its events +
+//! user-queue and settlement-queue records -> the user consumer hands each outcome to the
+//! user's actor, which applies fills and releases. Every hop is at least once; every
+//! consumer's append carries the record's source as its idempotency key, so each takes effect
+//! once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use crate::actors::market::{InspectMarket, MarketRequest, MarketView};
+use crate::actors::user::{InspectUser, UserError, UserOp, UserReply, UserRequest, UserView};
+use crate::actors::{ActorDeps, ActorError, Counters, Registry};
+use crate::domain::user::{OrderRequest, UserReject};
+use crate::domain::{
+    Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderId, OrderType, PriceTicks,
+    QtyLots, Side, StpMode, TimeInForce, UserId,
+};
+use crate::events::market_command::decode_market_command;
+use crate::events::{decode_market_event, Clock, EventStore};
+use crate::queue::consumer::{consume_once, ConsumeOptions};
+use crate::queue::relay::OutboxRelay;
+use crate::queue::{Delivery, Queue, MARKET_QUEUE, USER_QUEUE};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub markets: Vec<MarketSpec>,
+    /// The settlement queue's group: the operator wallet's address.
+    pub settlement_group: String,
+    pub snapshot_every: u64,
+    /// How often the relay polls for records a crash left unpublished.
+    pub relay_poll: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("rejected: {0}")]
+    Rejected(UserReject),
+    #[error("unknown market {0}")]
+    UnknownMarket(MarketId),
+    #[error(transparent)]
+    Actor(#[from] ActorError),
+    #[error("actor mailbox: {0}")]
+    Mailbox(#[from] MailboxError),
+    /// A queued record that cannot be read; it is retried and ends in the dead-letter queue.
+    #[error("bad queue record: {0}")]
+    BadRecord(String),
+}
+
+impl From<UserError> for EngineError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Rejected(r) => EngineError::Rejected(r),
+            UserError::UnknownMarket(m) => EngineError::UnknownMarket(m),
+            UserError::Actor(a) => EngineError::Actor(a),
+        }
+    }
+}
+
+/// A new order as a trading client states it (already authenticated as `user`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaceOrder {
+    pub market: MarketId,
+    pub side: Side,
+    pub order_type: OrderType,
+    pub qty: QtyLots,
+    pub tif: TimeInForce,
+    pub post_only: bool,
+    pub stp: StpMode,
+    pub client_order_id: Option<ClientOrderId>,
+    pub nonce: u64,
+}
+
+/// Order ids: unique and increasing for the life of the engine's data. Seeded from the clock
+/// (milliseconds shifted left by 20 bits) so ids keep growing across restarts, and at least
+/// one more than the last id handed out.
+pub struct OrderIds {
+    last: AtomicU64,
+}
+
+impl OrderIds {
+    fn new() -> OrderIds {
+        OrderIds { last: AtomicU64::new(0) }
+    }
+
+    fn next(&self, now_ms: u64) -> OrderId {
+        let floor = now_ms << 20;
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = floor.max(last + 1);
+            match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return OrderId(next),
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+pub struct Engine<S: EventStore + 'static, Q: Queue + 'static> {
+    registry: Arc<Registry<S>>,
+    store: Arc<S>,
+    queue: Arc<Q>,
+    ids: OrderIds,
+    shutdown: watch::Sender<bool>,
+}
+
+impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
+    /// Starts the relay and the consumers on the current arbiter.
+    pub fn start(config: EngineConfig, store: Arc<S>, queue: Arc<Q>, clock: Arc<dyn Clock>) -> Engine<S, Q> {
+        let wake = Arc::new(Notify::new());
+        let deps = Arc::new(ActorDeps {
+            store: store.clone(),
+            clock,
+            outbox_wake: wake.clone(),
+            settlement_group: config.settlement_group.clone(),
+            snapshot_every: config.snapshot_every,
+            counters: Arc::new(Counters::default()),
+        });
+        let specs: BTreeMap<MarketId, MarketSpec> = config.markets.iter().map(|s| (s.id, s.clone())).collect();
+        let registry = Arc::new(Registry::new(deps, Arc::new(specs)));
+        let (shutdown, stop) = watch::channel(false);
+
+        let relay = OutboxRelay::new(store.clone(), queue.clone());
+        let mut relay_stop = stop.clone();
+        actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
+            let _ = relay_stop.wait_for(|s| *s).await;
+        }));
+        actix_rt::spawn(consume_loop(
+            store.clone(),
+            queue.clone(),
+            MARKET_QUEUE,
+            "market-consumer",
+            stop.clone(),
+            registry.clone(),
+            route_market,
+        ));
+        actix_rt::spawn(consume_loop(
+            store.clone(),
+            queue.clone(),
+            USER_QUEUE,
+            "user-consumer",
+            stop,
+            registry.clone(),
+            route_user,
+        ));
+        Engine { registry, store, queue, ids: OrderIds::new(), shutdown }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry<S>> {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn queue(&self) -> &Arc<Q> {
+        &self.queue
+    }
+
+    async fn user_op(&self, user: UserId, op: UserOp) -> Result<UserReply, EngineError> {
+        let addr = self.registry.user(user).await?;
+        Ok(addr.send(UserRequest { op, source: None, correlation_id: Uuid::now_v7() }).await??)
+    }
+
+    pub async fn deposit(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::Deposit { asset, amount }).await
+    }
+
+    pub async fn withdraw(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::Withdraw { asset, amount }).await
+    }
+
+    /// Places an order; returns its id once funds are locked and the order is durably on its
+    /// way to the market. A repeated client order id returns the original order's id.
+    pub async fn place(&self, user: UserId, order: PlaceOrder) -> Result<OrderId, EngineError> {
+        let now = self.registry.deps().now_ms();
+        let id = self.ids.next(now.0);
+        let request = OrderRequest {
+            market: order.market,
+            order: NewOrder {
+                id,
+                user,
+                side: order.side,
+                order_type: order.order_type,
+                qty: order.qty,
+                tif: order.tif,
+                post_only: order.post_only,
+                stp: order.stp,
+            },
+            client_order_id: order.client_order_id,
+            nonce: order.nonce,
+        };
+        match self.user_op(user, UserOp::Place(request)).await {
+            Ok(_) => Ok(id),
+            Err(EngineError::Rejected(UserReject::DuplicateClientOrderId { existing })) => Ok(existing),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn cancel(&self, user: UserId, market: MarketId, order: OrderId) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::Cancel { market, order }).await
+    }
+
+    /// Asks to cancel every open order of the user (in one market or all); returns the orders
+    /// a cancel was sent for. Orders already being cancelled are skipped.
+    pub async fn cancel_all(&self, user: UserId, market: Option<MarketId>) -> Result<Vec<OrderId>, EngineError> {
+        let view = self.user(user).await?;
+        let mut sent = Vec::new();
+        for (id, open) in view.state.open_orders() {
+            if market.is_some_and(|m| m != open.market) {
+                continue;
+            }
+            match self.cancel(user, open.market, id).await {
+                Ok(_) => sent.push(id),
+                Err(EngineError::Rejected(UserReject::CancelPending | UserReject::UnknownOrder)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    pub async fn amend(
+        &self,
+        user: UserId,
+        market: MarketId,
+        order: OrderId,
+        price: PriceTicks,
+        qty: QtyLots,
+    ) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::Amend { market, order, price, qty }).await
+    }
+
+    /// The user's live state: balances, open orders, nonces.
+    pub async fn user(&self, user: UserId) -> Result<UserView, EngineError> {
+        Ok(self.registry.user(user).await?.send(InspectUser).await?)
+    }
+
+    /// An open order by id or client order id, as the user's actor knows it.
+    pub async fn order_by_client_id(&self, user: UserId, id: &ClientOrderId) -> Result<Option<OrderId>, EngineError> {
+        Ok(self.user(user).await?.state.order_by_client_id(id))
+    }
+
+    pub async fn market(
+        &self,
+        market: MarketId,
+        depth: usize,
+        order: Option<OrderId>,
+    ) -> Result<MarketView, EngineError> {
+        let addr = self.registry.market(market).await?;
+        Ok(addr.send(InspectMarket { depth, order }).await?)
+    }
+
+    /// Halts or resumes a market (an operator command; cancels stay allowed while halted).
+    pub async fn set_halted(&self, market: MarketId, halted: bool) -> Result<(), EngineError> {
+        let command = if halted { MarketCommand::Halt } else { MarketCommand::Resume };
+        let addr = self.registry.market(market).await?;
+        addr.send(MarketRequest { command, source: None, correlation_id: Uuid::now_v7() }).await??;
+        Ok(())
+    }
+
+    /// Stops the relay and consumers; actors stop when the engine is dropped.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl<S: EventStore + 'static, Q: Queue + 'static> Drop for Engine<S, Q> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+type Route<S> = fn(Arc<Registry<S>>, Delivery) -> futures_route::BoxFuture<Result<(), EngineError>>;
+
+mod futures_route {
+    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+}
+
+/// Receives from `destination` until shutdown, handing each delivery to `route`.
+async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
+    store: Arc<S>,
+    queue: Arc<Q>,
+    destination: &'static str,
+    consumer: &'static str,
+    mut stop: watch::Receiver<bool>,
+    registry: Arc<Registry<S>>,
+    route: Route<S>,
+) {
+    let options = ConsumeOptions { max: 256, wait: Duration::from_millis(50), retry_after: Duration::from_millis(20) };
+    while !*stop.borrow() {
+        let consumed = consume_once(store.as_ref(), queue.as_ref(), destination, consumer, options, |delivery| {
+            route(registry.clone(), delivery.clone())
+        });
+        tokio::select! {
+            _ = stop.changed() => return,
+            result = consumed => {
+                if result.is_err() {
+                    // The store or queue is unavailable: back off, the records stay queued.
+                    actix_rt::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+fn route_market<S: EventStore + 'static>(
+    registry: Arc<Registry<S>>,
+    delivery: Delivery,
+) -> futures_route::BoxFuture<Result<(), EngineError>> {
+    Box::pin(async move {
+        let market = market_of_group(&delivery.message.group)?;
+        let command =
+            decode_market_command(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
+        let addr = registry.market(market).await?;
+        let request =
+            MarketRequest { command, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() };
+        addr.send(request).await??;
+        Ok(())
+    })
+}
+
+fn route_user<S: EventStore + 'static>(
+    registry: Arc<Registry<S>>,
+    delivery: Delivery,
+) -> futures_route::BoxFuture<Result<(), EngineError>> {
+    Box::pin(async move {
+        let body = &delivery.message.body;
+        let bad = |what: &str| EngineError::BadRecord(format!("user-queue record: {what}"));
+        let market = body["market"].as_str().and_then(|m| MarketId::new(m).ok()).ok_or_else(|| bad("market"))?;
+        let event_type = body["event_type"].as_str().ok_or_else(|| bad("event_type"))?;
+        let version = body["schema_version"].as_u64().and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad("v"))?;
+        let event = decode_market_event(event_type, version, body["event"].clone()).map_err(|e| bad(&e.to_string()))?;
+        let user = user_of_group(&delivery.message.group)?;
+        let addr = registry.user(user).await?;
+        let op = UserOp::ApplyMarket { market, event };
+        let request = UserRequest { op, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() };
+        addr.send(request).await??;
+        Ok(())
+    })
+}
+
+fn market_of_group(group: &str) -> Result<MarketId, EngineError> {
+    let id = group.strip_prefix("market:").ok_or_else(|| EngineError::BadRecord(format!("group {group:?}")))?;
+    MarketId::new(id).map_err(|e| EngineError::BadRecord(e.to_string()))
+}
+
+fn user_of_group(group: &str) -> Result<UserId, EngineError> {
+    let hex = group.strip_prefix("user:").ok_or_else(|| EngineError::BadRecord(format!("group {group:?}")))?;
+    UserId::from_hex(hex).map_err(|e| EngineError::BadRecord(e.to_string()))
+}

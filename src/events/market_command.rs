@@ -1,0 +1,103 @@
+//! Commands to a market as they travel on the market queue: the wire form, separate from
+//! `domain::MarketCommand`, so a queued message stays readable across releases.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::payload::{user_from_wire, PayloadError, WireAccepted};
+use crate::domain::{MarketCommand, NewOrder, OrderId, PriceTicks, QtyLots};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WireMarketCommand {
+    Place { order: WireAccepted },
+    Cancel { order_id: u64, user: String },
+    Amend { order_id: u64, user: String, price_ticks: u64, qty_lots: u64 },
+    ExpireDue,
+    Halt,
+    Resume,
+}
+
+impl From<&MarketCommand> for WireMarketCommand {
+    fn from(c: &MarketCommand) -> Self {
+        match *c {
+            MarketCommand::Place(ref order) => WireMarketCommand::Place { order: order.into() },
+            MarketCommand::Cancel { order, user } => {
+                WireMarketCommand::Cancel { order_id: order.0, user: user.to_string() }
+            }
+            MarketCommand::Amend { order, user, price, qty } => WireMarketCommand::Amend {
+                order_id: order.0,
+                user: user.to_string(),
+                price_ticks: price.0,
+                qty_lots: qty.0,
+            },
+            MarketCommand::ExpireDue => WireMarketCommand::ExpireDue,
+            MarketCommand::Halt => WireMarketCommand::Halt,
+            MarketCommand::Resume => WireMarketCommand::Resume,
+        }
+    }
+}
+
+impl TryFrom<&WireMarketCommand> for MarketCommand {
+    type Error = PayloadError;
+    fn try_from(w: &WireMarketCommand) -> Result<Self, PayloadError> {
+        Ok(match w {
+            WireMarketCommand::Place { order } => MarketCommand::Place(NewOrder::try_from(order)?),
+            WireMarketCommand::Cancel { order_id, user } => {
+                MarketCommand::Cancel { order: OrderId(*order_id), user: user_from_wire("user", user)? }
+            }
+            WireMarketCommand::Amend { order_id, user, price_ticks, qty_lots } => MarketCommand::Amend {
+                order: OrderId(*order_id),
+                user: user_from_wire("user", user)?,
+                price: PriceTicks(*price_ticks),
+                qty: QtyLots(*qty_lots),
+            },
+            WireMarketCommand::ExpireDue => MarketCommand::ExpireDue,
+            WireMarketCommand::Halt => MarketCommand::Halt,
+            WireMarketCommand::Resume => MarketCommand::Resume,
+        })
+    }
+}
+
+pub fn encode_market_command(command: &MarketCommand) -> Value {
+    // A plain tagged enum of integers and strings always serializes.
+    serde_json::to_value(WireMarketCommand::from(command)).unwrap_or(Value::Null)
+}
+
+pub fn decode_market_command(payload: &Value) -> Result<MarketCommand, PayloadError> {
+    let wire: WireMarketCommand = serde_json::from_value(payload.clone())
+        .map_err(|source| PayloadError::Json { event_type: "market.Command".into(), source })?;
+    MarketCommand::try_from(&wire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrderType, Side, StpMode, TimeInForce, UserId};
+
+    #[test]
+    fn every_command_round_trips() {
+        let user = UserId([7; 20]);
+        let commands = [
+            MarketCommand::Place(NewOrder {
+                id: OrderId(9),
+                user,
+                side: Side::Sell,
+                order_type: OrderType::Limit { price: PriceTicks(101) },
+                qty: QtyLots(3),
+                tif: TimeInForce::Gtd(crate::domain::TimestampMs(5)),
+                post_only: true,
+                stp: StpMode::ExpireBoth,
+            }),
+            MarketCommand::Cancel { order: OrderId(9), user },
+            MarketCommand::Amend { order: OrderId(9), user, price: PriceTicks(100), qty: QtyLots(1) },
+            MarketCommand::ExpireDue,
+            MarketCommand::Halt,
+            MarketCommand::Resume,
+        ];
+        for c in commands {
+            assert_eq!(decode_market_command(&encode_market_command(&c)).unwrap(), c);
+        }
+        assert!(decode_market_command(&serde_json::json!({"op": "cancel", "order_id": 1, "user": "bob"})).is_err());
+    }
+}
