@@ -54,13 +54,17 @@ fn limit(side: Side, price: u64, qty: u64, nonce: u64) -> PlaceOrder {
 type TestEngine = Engine<SqliteEventStore, InProcessQueue>;
 
 fn start(path: &std::path::Path) -> TestEngine {
+    start_with(path, 1_000)
+}
+
+fn start_with(path: &std::path::Path, snapshot_every: u64) -> TestEngine {
     let clock = Arc::new(SystemClock);
     let store = Arc::new(SqliteEventStore::open(path).unwrap());
     let queue = Arc::new(InProcessQueue::new(clock.clone(), DestinationConfig::default()));
     let config = EngineConfig {
         markets: vec![spec()],
         settlement_group: "operator:test".into(),
-        snapshot_every: 1_000,
+        snapshot_every,
         relay_poll: Duration::from_millis(20),
     };
     Engine::start(config, store, queue, clock)
@@ -144,4 +148,65 @@ async fn a_cancel_releases_the_lock_and_bad_requests_change_nothing() {
     let balance = engine.user(alice).await.unwrap().state.account().balance(asset("USDT"));
     assert_eq!((balance.available, balance.locked), (Amount(1_000_000), Amount(0)));
     assert_eq!(engine.market(spec().id, 5, None).await.unwrap().resting_orders, 0);
+}
+
+#[actix_rt::test]
+async fn actors_restart_from_their_latest_snapshot_plus_later_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hob.db");
+    let engine = start_with(&path, 3);
+    let (alice, bob) = (user(1), user(2));
+    engine.deposit(alice, asset("USDT"), Amount(10_000_000)).await.unwrap();
+    engine.deposit(bob, asset("BTC"), Amount(100_000)).await.unwrap();
+    for nonce in 1..=6 {
+        engine.place(bob, limit(Side::Sell, 1_000 + nonce, 2, nonce)).await.unwrap();
+        engine.place(alice, limit(Side::Buy, 1_000 + nonce, 1, nonce)).await.unwrap();
+    }
+    quiesce(&engine).await;
+    let counters = &engine.registry().deps().counters;
+    assert!(counters.snapshots.load(std::sync::atomic::Ordering::Relaxed) > 0, "snapshots were taken");
+    let before = (
+        engine.user(alice).await.unwrap().state.canonical_bytes(),
+        engine.user(bob).await.unwrap().state.canonical_bytes(),
+        engine.market(spec().id, 20, None).await.unwrap(),
+    );
+    let stream = hob::events::StreamId::market(spec().id);
+    let snap = engine.store().load_latest_snapshot(&stream).await.unwrap().expect("a market snapshot");
+    assert!(snap.version > 0 && snap.version <= before.2.version);
+    engine.shutdown();
+    drop(engine);
+
+    let engine = start_with(&path, 3);
+    let after = (
+        engine.user(alice).await.unwrap().state.canonical_bytes(),
+        engine.user(bob).await.unwrap().state.canonical_bytes(),
+        engine.market(spec().id, 20, None).await.unwrap(),
+    );
+    assert_eq!(before, after);
+    let refused = engine.registry().deps().counters.snapshots_refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 0, "every snapshot's state hash matched");
+}
+
+#[actix_rt::test]
+async fn a_snapshot_whose_hash_does_not_match_is_refused_and_the_stream_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hob.db");
+    let engine = start_with(&path, 1_000);
+    let alice = user(1);
+    engine.deposit(alice, asset("USDT"), Amount(5_000)).await.unwrap();
+    let stream = hob::events::StreamId::user(alice);
+    // A snapshot claiming a balance the events never produced.
+    let mut forged = hob::domain::user::UserState::new(alice);
+    forged.apply(&hob::domain::user::UserEvent::Deposited { asset: asset("USDT"), amount: Amount(9_999_999) }).unwrap();
+    let state = hob::events::user_payload::encode_user_snapshot(&forged);
+    let snapshot = hob::events::Snapshot { stream, version: 1, state, state_hash: [7; 32] };
+    engine.store().save_snapshot(snapshot).await.unwrap();
+    engine.shutdown();
+    drop(engine);
+
+    let engine = start_with(&path, 1_000);
+    let balance = engine.user(alice).await.unwrap().state.account().balance(asset("USDT"));
+    assert_eq!(balance.available, Amount(5_000));
+    let refused = engine.registry().deps().counters.snapshots_refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 1);
 }

@@ -40,6 +40,11 @@ pub struct Counters {
     pub conflicts: AtomicU64,
     pub appends: AtomicU64,
     pub deduplicated: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+    /// Snapshots that did not decode or whose state hash did not match: the actor replayed
+    /// its whole stream instead.
+    pub snapshots_refused: AtomicU64,
 }
 
 impl Counters {
@@ -79,4 +84,24 @@ pub fn check_sequence(events: &[EventEnvelope], mut expected: u64) -> Result<(),
         expected += 1;
     }
     Ok(())
+}
+
+/// Saves a snapshot in the background: a snapshot is an optimisation, so a failure is counted,
+/// never fatal, and a crash mid-save leaves the previous snapshot in place (one transaction).
+pub fn save_snapshot<S: crate::events::EventStore + 'static>(
+    deps: &Arc<ActorDeps<S>>,
+    snapshot: crate::events::Snapshot,
+) {
+    let deps = deps.clone();
+    actix_rt::spawn(async move {
+        match deps.store.save_snapshot(snapshot).await {
+            Ok(()) => Counters::bump(&deps.counters.snapshots),
+            Err(_) => Counters::bump(&deps.counters.snapshot_failures),
+        }
+    });
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -10,14 +10,16 @@ use actix::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deps::{check_sequence, idempotency_key, ActorDeps, ActorError, Counters};
+use super::deps::{check_sequence, idempotency_key, save_snapshot, ActorDeps, ActorError, Counters};
 use crate::domain::{
     LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderId, RestingOrder, Side, TradeId,
     UserId,
 };
+use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, StoreError, StreamId,
+    decode_market_event, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StoreError,
+    StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 
@@ -65,16 +67,28 @@ pub struct MarketActor<S: EventStore + 'static> {
     market: Market,
     stream: StreamId,
     version: u64,
+    /// Events applied since the last snapshot (or since start).
+    since_snapshot: u64,
     deps: Arc<ActorDeps<S>>,
 }
 
 impl<S: EventStore + 'static> MarketActor<S> {
-    /// Rebuilds the market from its stream: every stored event applied in order.
+    /// Rebuilds the market: the latest snapshot (if its state hash checks out), then every
+    /// later event applied in order.
     pub async fn load(spec: MarketSpec, deps: Arc<ActorDeps<S>>) -> Result<MarketActor<S>, ActorError> {
         let stream = StreamId::market(spec.id);
-        let mut market = Market::new(spec);
-        let events = deps.store.read_stream(&stream, 1).await?;
-        check_sequence(&events, 1)?;
+        let (mut market, from) = match deps.store.load_latest_snapshot(&stream).await? {
+            Some(snap) => match decode_market_snapshot(spec.clone(), &snap.state) {
+                Ok(market) if market_state_hash(&market) == snap.state_hash => (market, snap.version),
+                _ => {
+                    Counters::bump(&deps.counters.snapshots_refused);
+                    (Market::new(spec), 0)
+                }
+            },
+            None => (Market::new(spec), 0),
+        };
+        let events = deps.store.read_stream(&stream, from + 1).await?;
+        check_sequence(&events, from + 1)?;
         for stored in &events {
             let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload.clone())
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
@@ -84,8 +98,24 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 reason: e.to_string(),
             })?;
         }
-        let version = events.last().map_or(0, |e| e.version);
-        Ok(MarketActor { market, stream, version, deps })
+        let version = events.last().map_or(from, |e| e.version);
+        Ok(MarketActor { market, stream, version, since_snapshot: events.len() as u64, deps })
+    }
+
+    /// The hash of the live state, as recorded with snapshots.
+    pub fn state_hash(&self) -> [u8; 32] {
+        market_state_hash(&self.market)
+    }
+
+    fn snapshot_if_due(&mut self, applied: usize) {
+        self.since_snapshot += applied as u64;
+        if self.deps.snapshot_every == 0 || self.since_snapshot < self.deps.snapshot_every {
+            return;
+        }
+        self.since_snapshot = 0;
+        let state = encode_market_snapshot(&self.market);
+        let state_hash = super::deps::sha256(&state);
+        save_snapshot(&self.deps, Snapshot { stream: self.stream.clone(), version: self.version, state, state_hash });
     }
 
     /// Which user each event concerns, for routing outcomes to user actors. Read against the
@@ -220,6 +250,7 @@ impl<S: EventStore + 'static> Handler<MarketRequest> for MarketActor<S> {
             debug_assert!(!act.market.book().is_crossed(), "invariant: the book is never crossed after a command");
             act.version = stored.last_version;
             act.deps.outbox_wake.notify_one();
+            act.snapshot_if_due(events.len());
             Ok(MarketReply { events, version: act.version, deduplicated: false })
         })))
     }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::deps::{check_sequence, idempotency_key, ActorDeps, ActorError, Counters};
+use super::deps::{check_sequence, idempotency_key, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderId, PriceTicks, QtyLots, UserId,
 };
 use crate::events::market_command::encode_market_command;
-use crate::events::user_payload::{decode_user_event, encode_user_event};
-use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StoreError, StreamId};
+use crate::events::user_payload::{decode_user_event, decode_user_snapshot, encode_user_event, encode_user_snapshot};
+use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StoreError, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
 
 /// What a user actor can be asked to do (owned, so it can cross the mailbox).
@@ -95,6 +95,7 @@ pub struct UserActor<S: EventStore + 'static> {
     state: UserState,
     stream: StreamId,
     version: u64,
+    since_snapshot: u64,
     deps: Arc<ActorDeps<S>>,
     specs: Arc<BTreeMap<MarketId, MarketSpec>>,
 }
@@ -103,15 +104,28 @@ pub struct UserActor<S: EventStore + 'static> {
 pub const MAILBOX_CAPACITY: usize = 1_024;
 
 impl<S: EventStore + 'static> UserActor<S> {
+    /// Rebuilds the user: the latest snapshot (if its state hash checks out), then every
+    /// later event applied in order.
     pub async fn load(
         user: UserId,
         specs: Arc<BTreeMap<MarketId, MarketSpec>>,
         deps: Arc<ActorDeps<S>>,
     ) -> Result<UserActor<S>, ActorError> {
         let stream = StreamId::user(user);
-        let mut state = UserState::new(user);
-        let events = deps.store.read_stream(&stream, 1).await?;
-        check_sequence(&events, 1)?;
+        let (mut state, from) = match deps.store.load_latest_snapshot(&stream).await? {
+            Some(snap) => match decode_user_snapshot(&snap.state) {
+                Ok(state) if state.user() == user && sha256(&state.canonical_bytes()) == snap.state_hash => {
+                    (state, snap.version)
+                }
+                _ => {
+                    Counters::bump(&deps.counters.snapshots_refused);
+                    (UserState::new(user), 0)
+                }
+            },
+            None => (UserState::new(user), 0),
+        };
+        let events = deps.store.read_stream(&stream, from + 1).await?;
+        check_sequence(&events, from + 1)?;
         for stored in &events {
             let event = decode_user_event(&stored.event_type, stored.schema_version, stored.payload.clone())
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
@@ -121,8 +135,28 @@ impl<S: EventStore + 'static> UserActor<S> {
                 reason: e.to_string(),
             })?;
         }
-        let version = events.last().map_or(0, |e| e.version);
-        Ok(UserActor { state, stream, version, deps, specs })
+        let version = events.last().map_or(from, |e| e.version);
+        Ok(UserActor { state, stream, version, since_snapshot: events.len() as u64, deps, specs })
+    }
+
+    /// The hash of the live state, as recorded with snapshots.
+    pub fn state_hash(&self) -> [u8; 32] {
+        sha256(&self.state.canonical_bytes())
+    }
+
+    fn snapshot_if_due(&mut self, applied: usize) {
+        self.since_snapshot += applied as u64;
+        if self.deps.snapshot_every == 0 || self.since_snapshot < self.deps.snapshot_every {
+            return;
+        }
+        self.since_snapshot = 0;
+        let snapshot = Snapshot {
+            stream: self.stream.clone(),
+            version: self.version,
+            state: encode_user_snapshot(&self.state),
+            state_hash: self.state_hash(),
+        };
+        save_snapshot(&self.deps, snapshot);
     }
 
     fn spec(&self, market: MarketId) -> Result<&MarketSpec, UserError> {
@@ -251,6 +285,7 @@ impl<S: EventStore + 'static> Handler<UserRequest> for UserActor<S> {
             }
             act.version = stored.last_version;
             act.deps.outbox_wake.notify_one();
+            act.snapshot_if_due(events.len());
             Ok(UserReply { events, version: act.version, deduplicated: false })
         })))
     }

@@ -42,6 +42,8 @@ pub enum ApplyError {
     Book(#[from] BookError),
     #[error("trade {got} out of sequence, expected {expected}")]
     TradeSequence { expected: TradeId, got: TradeId },
+    #[error("the restored book is crossed")]
+    Crossed,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +73,27 @@ impl Market {
 
     pub fn next_trade_id(&self) -> TradeId {
         self.next_trade
+    }
+
+    /// Rebuilds a market from a snapshot's parts: its status, the next trade id, and the
+    /// resting orders in priority order (each side best first, earliest first in a level).
+    /// Inserting in that order recreates every level's queue exactly.
+    pub fn restore(
+        spec: MarketSpec,
+        status: MarketStatus,
+        next_trade: TradeId,
+        orders: impl IntoIterator<Item = RestingOrder>,
+    ) -> Result<Market, ApplyError> {
+        let mut market = Market::new(spec);
+        market.status = status;
+        market.next_trade = next_trade;
+        for order in orders {
+            market.book.insert(order)?;
+        }
+        if market.book.is_crossed() {
+            return Err(ApplyError::Crossed);
+        }
+        Ok(market)
     }
 
     /// Decides and applies a command in one step; for callers that hold the market alone
@@ -120,7 +143,10 @@ impl Market {
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &MarketEvent) -> Result<(), ApplyError> {
         match *event {
-            MarketEvent::Accepted(_) | MarketEvent::Rejected { .. } | MarketEvent::Filled { .. } => {}
+            MarketEvent::Accepted(_) | MarketEvent::Rejected { .. } => {}
+            // A filled maker left the book with its last trade; a filled amended order was
+            // lifted off it by `Amended` and now ends.
+            MarketEvent::Filled { order } => self.book.forget_lifted(order),
             MarketEvent::Rested { order, user, side, price, qty, expiry, post_only, stp } => {
                 self.book.insert(RestingOrder { id: order, user, side, price, qty, expiry, post_only, stp })?;
             }
@@ -132,10 +158,9 @@ impl Market {
                 self.next_trade = TradeId(trade.id.0 + 1);
             }
             MarketEvent::Expired { order, .. } | MarketEvent::Cancelled { order, .. } => {
-                // The order may be an incoming one that never rested.
-                if self.book.contains(order) {
-                    self.book.remove(order)?;
-                }
+                // The order may be an incoming one that never rested, or an amended one that
+                // was lifted off the book.
+                self.book.discard(order);
             }
             MarketEvent::Amended { order, qty, keeps_priority, .. } => {
                 if keeps_priority {
@@ -145,7 +170,9 @@ impl Market {
                     }
                     self.book.reduce(order, resting.qty - qty)?;
                 } else {
-                    self.book.remove(order)?;
+                    // Off the book until the events that follow re-enter it: `Rested` puts
+                    // it back into the same slot, `Filled` or `Cancelled` end it.
+                    self.book.lift(order)?;
                 }
             }
             MarketEvent::Halted => self.status = MarketStatus::Halted,

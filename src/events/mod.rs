@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod envelope;
 pub mod market_command;
+pub mod market_snapshot;
 pub mod payload;
 pub mod store;
 pub mod upcast;
