@@ -28,8 +28,8 @@ use crate::domain::{
 };
 use crate::events::market_command::decode_market_command;
 use crate::events::{decode_market_event, Clock, EventStore};
-use crate::queue::consumer::{consume_once, ConsumeOptions};
-use crate::queue::relay::OutboxRelay;
+use crate::queue::consumer::{consume_once_confirming, ConsumeOptions};
+use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
 use crate::queue::{Delivery, Queue, MARKET_QUEUE, USER_QUEUE};
 
 #[derive(Clone, Debug)]
@@ -130,7 +130,17 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         let registry = Arc::new(Registry::new(deps, Arc::new(specs)));
         let (shutdown, stop) = watch::channel(false);
 
-        let relay = OutboxRelay::new(store.clone(), queue.clone());
+        // Crash safety: with a queue that lives in memory, an outbox record may only count as
+        // published once its consumer applied it, or a crash between the send and the
+        // consumer's append would lose it (marked published, queue gone). The engine's own
+        // consumers (market and user queues) confirm to the tracker; after a restart every
+        // append not fully confirmed is unpublished and is sent again, and the consumers'
+        // source-keyed idempotency makes the repeat a no-op. A durable queue keeps the
+        // cheaper mark-on-send.
+        let tracker =
+            (!queue.durable()).then(|| Arc::new(ConsumeTracker::new([MARKET_QUEUE, USER_QUEUE], wake.clone())));
+        let mode = tracker.clone().map_or(PublishMode::OnSend, PublishMode::OnConsume);
+        let relay = OutboxRelay::new(store.clone(), queue.clone()).with_mode(mode);
         let mut relay_stop = stop.clone();
         actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
             let _ = relay_stop.wait_for(|s| *s).await;
@@ -138,20 +148,21 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         actix_rt::spawn(consume_loop(
             store.clone(),
             queue.clone(),
-            MARKET_QUEUE,
-            "market-consumer",
+            Consumer {
+                destination: MARKET_QUEUE,
+                name: "market-consumer",
+                route: route_market,
+                tracker: tracker.clone(),
+            },
             stop.clone(),
             registry.clone(),
-            route_market,
         ));
         actix_rt::spawn(consume_loop(
             store.clone(),
             queue.clone(),
-            USER_QUEUE,
-            "user-consumer",
+            Consumer { destination: USER_QUEUE, name: "user-consumer", route: route_user, tracker },
             stop,
             registry.clone(),
-            route_user,
         ));
         Engine { registry, store, queue, ids: OrderIds::new(), shutdown }
     }
@@ -287,21 +298,42 @@ mod futures_route {
     pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
 }
 
-/// Receives from `destination` until shutdown, handing each delivery to `route`.
+/// One of the engine's consumers.
+struct Consumer<S: EventStore + 'static> {
+    destination: &'static str,
+    /// Its name in `processed_events`.
+    name: &'static str,
+    route: Route<S>,
+    /// Set with a non-durable queue: told about every delivery that took effect, so the
+    /// relay marks its outbox record published only then.
+    tracker: Option<Arc<ConsumeTracker>>,
+}
+
+/// Receives from the consumer's destination until shutdown, handing each delivery to its
+/// route.
 async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
     store: Arc<S>,
     queue: Arc<Q>,
-    destination: &'static str,
-    consumer: &'static str,
+    consumer: Consumer<S>,
     mut stop: watch::Receiver<bool>,
     registry: Arc<Registry<S>>,
-    route: Route<S>,
 ) {
+    let Consumer { destination, name, route, tracker } = consumer;
     let options = ConsumeOptions { max: 256, wait: Duration::from_millis(50), retry_after: Duration::from_millis(20) };
     while !*stop.borrow() {
-        let consumed = consume_once(store.as_ref(), queue.as_ref(), destination, consumer, options, |delivery| {
-            route(registry.clone(), delivery.clone())
-        });
+        let consumed = consume_once_confirming(
+            store.as_ref(),
+            queue.as_ref(),
+            destination,
+            name,
+            options,
+            |delivery| route(registry.clone(), delivery.clone()),
+            |delivery| {
+                if let Some(tracker) = &tracker {
+                    tracker.confirm(&delivery.message.source);
+                }
+            },
+        );
         tokio::select! {
             _ = stop.changed() => return,
             result = consumed => {

@@ -6,5 +6,6 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod match_tool;
+pub mod projections;
 pub mod queue;
 pub mod store;

@@ -10,7 +10,8 @@ use actix::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::deps::{check_sequence, idempotency_key, save_snapshot, ActorDeps, ActorError, Counters};
+use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
+use super::deps::{check_sequence, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::{
     LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderId, RestingOrder, Side, TradeId,
     UserId,
@@ -31,6 +32,14 @@ pub struct MarketRequest {
     /// Set when the command arrived through a queue; makes a redelivery a no-op.
     pub source: Option<MessageSource>,
     pub correlation_id: Uuid,
+}
+
+/// Commands for the market taken from its queue in order, decided one after the other and
+/// stored in one append (one fsync for the lot). Each gets its own reply.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<MarketReply>, ActorError>")]
+pub struct MarketBatch {
+    pub items: Vec<MarketRequest>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +78,8 @@ pub struct MarketActor<S: EventStore + 'static> {
     version: u64,
     /// Events applied since the last snapshot (or since start).
     since_snapshot: u64,
+    /// Queue records already applied, per source stream.
+    consumed: Consumed,
     deps: Arc<ActorDeps<S>>,
 }
 
@@ -77,32 +88,40 @@ impl<S: EventStore + 'static> MarketActor<S> {
     /// later event applied in order.
     pub async fn load(spec: MarketSpec, deps: Arc<ActorDeps<S>>) -> Result<MarketActor<S>, ActorError> {
         let stream = StreamId::market(spec.id);
-        let (mut market, from) = match deps.store.load_latest_snapshot(&stream).await? {
-            Some(snap) => match decode_market_snapshot(spec.clone(), &snap.state) {
-                Ok(market) if market_state_hash(&market) == snap.state_hash => (market, snap.version),
-                _ => {
-                    Counters::bump(&deps.counters.snapshots_refused);
-                    (Market::new(spec), 0)
+        let fresh = |deps: &ActorDeps<S>| {
+            Counters::bump(&deps.counters.snapshots_refused);
+            (Market::new(spec.clone()), Consumed::default(), 0)
+        };
+        let (mut market, mut consumed, from) = match deps.store.load_latest_snapshot(&stream).await? {
+            Some(snap) => match ActorSnapshot::decode(&snap.state) {
+                Some(actor) if sha256(&snap.state) == snap.state_hash => {
+                    match decode_market_snapshot(spec.clone(), actor.state.as_bytes()) {
+                        Ok(market) => (market, actor.consumed, snap.version),
+                        Err(_) => fresh(&deps),
+                    }
                 }
+                _ => fresh(&deps),
             },
-            None => (Market::new(spec), 0),
+            None => (Market::new(spec.clone()), Consumed::default(), 0),
         };
         let events = deps.store.read_stream(&stream, from + 1).await?;
         check_sequence(&events, from + 1)?;
         for stored in &events {
+            let replay =
+                |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
+            if stored.event_type == CONSUMED {
+                consumed.apply(&stored.payload).map_err(replay)?;
+                continue;
+            }
             let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload.clone())
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
-            market.apply(&event).map_err(|e| ActorError::Replay {
-                stream: stream.clone(),
-                version: stored.version,
-                reason: e.to_string(),
-            })?;
+            market.apply(&event).map_err(|e| replay(e.to_string()))?;
         }
         let version = events.last().map_or(from, |e| e.version);
-        Ok(MarketActor { market, stream, version, since_snapshot: events.len() as u64, deps })
+        Ok(MarketActor { market, stream, version, since_snapshot: events.len() as u64, consumed, deps })
     }
 
-    /// The hash of the live state, as recorded with snapshots.
+    /// The hash of the live market state (what `hob audit` recomputes from events alone).
     pub fn state_hash(&self) -> [u8; 32] {
         market_state_hash(&self.market)
     }
@@ -113,8 +132,8 @@ impl<S: EventStore + 'static> MarketActor<S> {
             return;
         }
         self.since_snapshot = 0;
-        let state = encode_market_snapshot(&self.market);
-        let state_hash = super::deps::sha256(&state);
+        let state = ActorSnapshot::encode(&self.consumed, encode_market_snapshot(&self.market));
+        let state_hash = sha256(&state);
         save_snapshot(&self.deps, Snapshot { stream: self.stream.clone(), version: self.version, state, state_hash });
     }
 
@@ -192,67 +211,120 @@ impl<S: EventStore + 'static> Actor for MarketActor<S> {
 /// Messages a market actor may hold before senders get a "mailbox full" error.
 pub const MAILBOX_CAPACITY: usize = 4_096;
 
-impl<S: EventStore + 'static> Handler<MarketRequest> for MarketActor<S> {
-    type Result = AtomicResponse<Self, Result<MarketReply, ActorError>>;
+type BatchFuture<S> = ResponseActFuture<MarketActor<S>, Result<Vec<MarketReply>, ActorError>>;
 
-    fn handle(&mut self, msg: MarketRequest, ctx: &mut Self::Context) -> Self::Result {
+impl<S: EventStore + 'static> MarketActor<S> {
+    /// Decides each command in turn and folds its events into memory at once, so the next
+    /// command sees them; then stores everything in one append and only then replies.
+    ///
+    /// Applying before the append is durable departs from "never apply before the append
+    /// succeeds" in letter, not in effect: the handler holds the actor (`AtomicResponse`) until
+    /// the append resolves, so no reply, read or outbox record can observe the new state early,
+    /// and if the append fails the actor stops and is rebuilt from its stream, discarding the
+    /// memory that ran ahead. This is what lets one market commit many commands per fsync.
+    fn handle_batch(&mut self, items: Vec<MarketRequest>, ctx: &mut Context<Self>) -> BatchFuture<S> {
         let now = self.deps.now_ms();
-        let mut events = Vec::new();
-        let decided = catch_unwind(AssertUnwindSafe(|| self.market.decide(msg.command, now, &mut events)));
-        if decided.is_err() {
-            Counters::bump(&self.deps.counters.panics);
-            ctx.stop();
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ActorError::Panicked))));
+        let correlation = items.first().map_or_else(Uuid::now_v7, |i| i.correlation_id);
+        let mut stored_events = Vec::new();
+        let mut outbox = Vec::new();
+        let mut replies = Vec::with_capacity(items.len());
+        let mut sources = Vec::new();
+        for item in items {
+            if item.source.as_ref().is_some_and(|s| !self.consumed.is_new(s)) {
+                Counters::bump(&self.deps.counters.deduplicated);
+                replies.push(MarketReply { events: Vec::new(), version: self.version, deduplicated: true });
+                continue;
+            }
+            let mut events = Vec::new();
+            let decided = catch_unwind(AssertUnwindSafe(|| self.market.decide(item.command, now, &mut events)));
+            if decided.is_err() {
+                Counters::bump(&self.deps.counters.panics);
+                ctx.stop();
+                return Box::pin(fut::ready(Err(ActorError::Panicked)));
+            }
+            // Routing reads the book as it was before these events.
+            outbox.extend(self.outbox(&item.command, &events));
+            for event in &events {
+                if let Err(e) = self.market.apply(event) {
+                    // Decided from this very state, so this is a bug: stop, rebuild from the stream.
+                    ctx.stop();
+                    let reason = e.to_string();
+                    let error = ActorError::Replay { stream: self.stream.clone(), version: self.version, reason };
+                    return Box::pin(fut::ready(Err(error)));
+                }
+                stored_events.push(NewEvent::market(
+                    self.deps.clock.as_ref(),
+                    item.correlation_id,
+                    item.correlation_id,
+                    event,
+                ));
+            }
+            debug_assert!(!self.market.book().is_crossed(), "invariant: the book is never crossed after a command");
+            if let Some(source) = item.source {
+                self.consumed.advance(&source);
+                sources.push(source);
+            }
+            replies.push(MarketReply { events, version: 0, deduplicated: false });
         }
-        if events.is_empty() {
-            let reply = MarketReply { events, version: self.version, deduplicated: false };
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(reply))));
+        if !sources.is_empty() {
+            stored_events.push(Consumed::event(self.deps.clock.as_ref(), correlation, &sources));
         }
+        if stored_events.is_empty() {
+            let version = self.version;
+            replies.iter_mut().for_each(|r| r.version = version);
+            return Box::pin(fut::ready(Ok(replies)));
+        }
+        let applied = stored_events.len();
         let request = AppendRequest {
             stream: self.stream.clone(),
             expected_version: self.version,
-            events: events
-                .iter()
-                .map(|e| NewEvent::market(self.deps.clock.as_ref(), msg.correlation_id, msg.correlation_id, e))
-                .collect(),
-            outbox: self.outbox(&msg.command, &events),
-            idempotency_key: msg.source.as_ref().map(|s| idempotency_key(&self.stream, s)),
+            events: stored_events,
+            outbox,
+            idempotency_key: None,
         };
         let store = self.deps.store.clone();
         let append = async move { store.append(request).await };
-        AtomicResponse::new(Box::pin(append.into_actor(self).map(move |result, act, ctx| {
+        Box::pin(append.into_actor(self).map(move |result, act, ctx| {
             let stored = match result {
                 Ok(stored) => stored,
-                Err(StoreError::VersionConflict { .. }) => {
-                    Counters::bump(&act.deps.counters.conflicts);
+                Err(e) => {
+                    // Memory ran ahead of the store: throw it away, rebuild from the stream.
                     ctx.stop();
-                    return Err(ActorError::Conflict(act.stream.clone()));
+                    if let StoreError::VersionConflict { .. } = e {
+                        Counters::bump(&act.deps.counters.conflicts);
+                        return Err(ActorError::Conflict(act.stream.clone()));
+                    }
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
             };
             Counters::bump(&act.deps.counters.appends);
-            if stored.deduplicated {
-                // Already applied when it was first stored (or replayed since): nothing to do.
-                Counters::bump(&act.deps.counters.deduplicated);
-                return Ok(MarketReply { events: Vec::new(), version: act.version, deduplicated: true });
-            }
-            for event in &events {
-                if let Err(e) = act.market.apply(event) {
-                    // Decided from this very state, so this is a bug: stop, rebuild from the stream.
-                    ctx.stop();
-                    return Err(ActorError::Replay {
-                        stream: act.stream.clone(),
-                        version: stored.last_version,
-                        reason: e.to_string(),
-                    });
-                }
-            }
-            debug_assert!(!act.market.book().is_crossed(), "invariant: the book is never crossed after a command");
             act.version = stored.last_version;
             act.deps.outbox_wake.notify_one();
-            act.snapshot_if_due(events.len());
-            Ok(MarketReply { events, version: act.version, deduplicated: false })
-        })))
+            act.snapshot_if_due(applied);
+            for reply in &mut replies {
+                reply.version = act.version;
+            }
+            Ok(replies)
+        }))
+    }
+}
+
+impl<S: EventStore + 'static> Handler<MarketBatch> for MarketActor<S> {
+    type Result = AtomicResponse<Self, Result<Vec<MarketReply>, ActorError>>;
+
+    fn handle(&mut self, batch: MarketBatch, ctx: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(self.handle_batch(batch.items, ctx))
+    }
+}
+
+impl<S: EventStore + 'static> Handler<MarketRequest> for MarketActor<S> {
+    type Result = AtomicResponse<Self, Result<MarketReply, ActorError>>;
+
+    fn handle(&mut self, request: MarketRequest, ctx: &mut Self::Context) -> Self::Result {
+        let single = self.handle_batch(vec![request], ctx).map(|replies, _, _| {
+            replies.and_then(|mut r| r.pop().ok_or_else(|| ActorError::Mailbox("no reply".into())))
+        });
+        AtomicResponse::new(Box::pin(single))
     }
 }
 

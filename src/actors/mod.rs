@@ -8,12 +8,13 @@
 //! version conflict means another writer owns the stream: the actor stops and the registry
 //! rebuilds it from the stream on the next message.
 
+pub mod consumed;
 pub mod deps;
 pub mod market;
 pub mod registry;
 pub mod user;
 
 pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};
-pub use market::{InspectMarket, MarketActor, MarketReply, MarketRequest, MarketView};
+pub use market::{InspectMarket, MarketActor, MarketBatch, MarketReply, MarketRequest, MarketView};
 pub use registry::Registry;
 pub use user::{InspectUser, UserActor, UserError, UserOp, UserReply, UserRequest, UserView};

@@ -4,6 +4,7 @@
 //! message; restarts are counted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -20,11 +21,30 @@ pub struct Registry<S: EventStore + 'static> {
     specs: Arc<BTreeMap<MarketId, MarketSpec>>,
     markets: Mutex<HashMap<MarketId, Addr<MarketActor<S>>>>,
     users: Mutex<HashMap<UserId, Addr<UserActor<S>>>>,
+    /// Messages sent to each actor and not yet answered (waiting in the mailbox or being
+    /// handled): actix does not expose its mailbox length, so senders count. Kept across
+    /// restarts of the same stream.
+    depths: std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>,
+}
+
+/// Decrements a mailbox gauge when the reply (or an error) comes back, even on cancellation.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<S: EventStore + 'static> Registry<S> {
     pub fn new(deps: Arc<ActorDeps<S>>, specs: Arc<BTreeMap<MarketId, MarketSpec>>) -> Registry<S> {
-        Registry { deps, specs, markets: Mutex::new(HashMap::new()), users: Mutex::new(HashMap::new()) }
+        Registry {
+            deps,
+            specs,
+            markets: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            depths: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn specs(&self) -> &Arc<BTreeMap<MarketId, MarketSpec>> {
@@ -63,6 +83,49 @@ impl<S: EventStore + 'static> Registry<S> {
         let addr = UserActor::load(user, self.specs.clone(), self.deps.clone()).await?.start();
         users.insert(user, addr.clone());
         Ok(addr)
+    }
+
+    fn gauge(&self, stream: String) -> InFlight {
+        // A poisoned lock only means another thread panicked while inserting a gauge; the map
+        // itself is still usable.
+        let mut depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = depths.entry(stream).or_default().clone();
+        gauge.fetch_add(1, Ordering::Relaxed);
+        InFlight(gauge)
+    }
+
+    /// Sends to a market's actor (spawning it if needed), counting the message in its
+    /// mailbox depth until the reply.
+    pub async fn send_market<M>(&self, id: MarketId, msg: M) -> Result<M::Result, ActorError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        MarketActor<S>: Handler<M>,
+        <MarketActor<S> as Actor>::Context: actix::dev::ToEnvelope<MarketActor<S>, M>,
+    {
+        let addr = self.market(id).await?;
+        let _in_flight = self.gauge(crate::events::StreamId::market(id).to_string());
+        addr.send(msg).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+    }
+
+    /// Sends to a user's actor (spawning it if needed), counting the message in its mailbox
+    /// depth until the reply.
+    pub async fn send_user<M>(&self, user: UserId, msg: M) -> Result<M::Result, ActorError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        UserActor<S>: Handler<M>,
+        <UserActor<S> as Actor>::Context: actix::dev::ToEnvelope<UserActor<S>, M>,
+    {
+        let addr = self.user(user).await?;
+        let _in_flight = self.gauge(crate::events::StreamId::user(user).to_string());
+        addr.send(msg).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+    }
+
+    /// Mailbox depth per stream, for the operator API and metrics.
+    pub fn mailbox_depths(&self) -> BTreeMap<String, usize> {
+        let depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+        depths.iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
     }
 
     /// Every running actor's mailbox address, for the operator API: (markets, users).

@@ -1,11 +1,16 @@
 //! The hob command line.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use hob::match_tool::{self, MatchConfig};
+use hob::projections::{diff_views, MemoryViewStore, Projector, ViewStore};
+use hob::store::sqlite_views::SqliteViewStore;
+use hob::store::SqliteEventStore;
 
 #[derive(Parser)]
 #[command(name = "hob", version, about = "Hybrid order book exchange engine")]
@@ -37,6 +42,23 @@ enum Command {
         #[arg(long, default_value_t = u64::MAX)]
         max_qty_lots: u64,
     },
+    /// Rebuild read models from the events alone and print a summary.
+    Replay {
+        /// Rebuild every view (the only replay target today).
+        #[arg(long)]
+        views: bool,
+        /// The event store: `sqlite:<file>`.
+        #[arg(long)]
+        store: String,
+        /// Write the rebuilt views to this SQLite file, which must not exist yet; without it
+        /// they are rebuilt in memory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A live view store (SQLite file) to compare the rebuilt views with; exits non-zero
+        /// if any view differs.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +69,62 @@ fn main() -> anyhow::Result<()> {
             let stdout = BufWriter::new(io::stdout().lock());
             match_tool::run(&config, stdin, stdout).context("hob match")?;
         }
+        Command::Replay { views, store, out, compare } => {
+            anyhow::ensure!(views, "hob replay: say what to rebuild (--views)");
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(replay_views(&store, out.as_deref(), compare.as_deref()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn replay_views(store: &str, out: Option<&Path>, compare: Option<&Path>) -> anyhow::Result<()> {
+    let path = store.strip_prefix("sqlite:").context("--store must be sqlite:<file>")?;
+    anyhow::ensure!(Path::new(path).is_file(), "no event store at {path}");
+    let events = SqliteEventStore::open(path).with_context(|| format!("opening {path}"))?;
+    match out {
+        Some(out) => {
+            anyhow::ensure!(!out.exists(), "{} exists; replay writes a fresh view store", out.display());
+            let views = SqliteViewStore::open(out).with_context(|| format!("creating {}", out.display()))?;
+            rebuild_and_report(&events, &views, compare).await
+        }
+        None => rebuild_and_report(&events, &MemoryViewStore::new(), compare).await,
+    }
+}
+
+async fn rebuild_and_report(
+    events: &SqliteEventStore,
+    views: &impl ViewStore,
+    compare: Option<&Path>,
+) -> anyhow::Result<()> {
+    let report = Projector::new().catch_up(events, views).await.context("rebuilding views")?;
+    let rebuilt = views.list().await?;
+    let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &rebuilt {
+        *per_kind.entry(v.kind.as_str()).or_default() += 1;
+    }
+    println!("events folded: {}", report.events_folded);
+    println!("streams: {}", report.streams);
+    println!("views: {}", rebuilt.len());
+    for (kind, n) in per_kind {
+        println!("  {kind}: {n}");
+    }
+    if let Some(live_path) = compare {
+        anyhow::ensure!(live_path.is_file(), "no view store at {}", live_path.display());
+        let live = SqliteViewStore::open(live_path)?;
+        let diffs = diff_views(views, &live).await?;
+        if !diffs.is_empty() {
+            for d in &diffs {
+                let what = match (&d.left, &d.right) {
+                    (Some(_), None) => "only rebuilt",
+                    (None, Some(_)) => "only live",
+                    _ => "differs",
+                };
+                println!("  {what}: {} / {}", d.kind, d.key);
+            }
+            anyhow::bail!("{} of the views differ from the live ones in {}", diffs.len(), live_path.display());
+        }
+        println!("compare: identical to {}", live_path.display());
     }
     Ok(())
 }

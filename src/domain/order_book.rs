@@ -658,6 +658,77 @@ mod tests {
     }
 
     #[test]
+    fn a_lifted_order_is_off_the_book_until_it_rests_again() {
+        let mut book = OrderBook::new();
+        for id in 1..=3 {
+            book.insert(order(id, Side::Buy, 100, 1)).unwrap();
+        }
+        book.lift(OrderId(1)).unwrap();
+        assert_eq!((book.len(), book.contains(OrderId(1)), book.get(OrderId(1))), (2, false, None));
+        assert_eq!(ids(&book, Side::Buy), vec![2, 3]);
+        assert_eq!(book.remove(OrderId(1)), Err(BookError::UnknownOrder(OrderId(1))));
+        // Re-entered at a new price, with a new user: a fresh order in the old slot.
+        let mut moved = order(1, Side::Buy, 101, 4);
+        moved.user = user(9);
+        book.insert(moved).unwrap();
+        assert_eq!(book.get(OrderId(1)), Some(moved));
+        assert_eq!(ids(&book, Side::Buy), vec![1, 2, 3]);
+        assert_eq!(book.len(), 3);
+        // A lifted order that ends instead frees its id for good.
+        book.lift(OrderId(2)).unwrap();
+        book.forget_lifted(OrderId(2));
+        book.lift(OrderId(3)).unwrap();
+        book.discard(OrderId(3));
+        assert_eq!((book.len(), ids(&book, Side::Buy)), (1, vec![1]));
+        book.insert(order(2, Side::Buy, 100, 1)).unwrap();
+        assert_eq!(ids(&book, Side::Buy), vec![1, 2]);
+    }
+
+    #[test]
+    fn lifting_another_order_ends_the_previous_one() {
+        let mut book = OrderBook::new();
+        book.insert(order(1, Side::Sell, 100, 1)).unwrap();
+        book.insert(order(2, Side::Sell, 101, 1)).unwrap();
+        book.lift(OrderId(1)).unwrap();
+        book.lift(OrderId(2)).unwrap();
+        assert!(book.is_empty());
+        book.insert(order(2, Side::Sell, 101, 1)).unwrap();
+        assert_eq!((book.len(), book.contains(OrderId(1))), (1, false));
+        assert_eq!(book.lift(OrderId(1)), Err(BookError::UnknownOrder(OrderId(1))));
+    }
+
+    #[test]
+    fn emptied_levels_stay_out_of_sight_and_are_reused() {
+        let mut book = OrderBook::new();
+        for (id, price) in [(1, 100), (2, 99), (3, 98)] {
+            book.insert(order(id, Side::Buy, price, 1)).unwrap();
+        }
+        book.remove(OrderId(2)).unwrap(); // 99 becomes a placeholder
+        assert_eq!(book.depth(Side::Buy, 2).iter().map(|l| l.price.0).collect::<Vec<_>>(), vec![100, 98]);
+        book.remove(OrderId(1)).unwrap(); // the best level goes, and the placeholder behind it
+        assert_eq!(book.best_price(Side::Buy), Some(PriceTicks(98)));
+        assert_eq!((book.bids.len(), book.placeholders), (1, 0));
+        book.insert(order(4, Side::Buy, 99, 2)).unwrap();
+        assert_eq!(ids(&book, Side::Buy), vec![4, 3]);
+        assert!(!book.is_crossed());
+    }
+
+    #[test]
+    fn placeholders_are_swept_once_they_outnumber_live_levels() {
+        let mut book = OrderBook::new();
+        let n = OrderBook::SPARE_PLACEHOLDERS as u64 + 10;
+        book.insert(order(1, Side::Sell, 1, 1)).unwrap(); // the best ask stays
+        for i in 0..n {
+            book.insert(order(10 + i, Side::Sell, 10 + i, 1)).unwrap();
+            book.remove(OrderId(10 + i)).unwrap();
+        }
+        assert!(book.placeholders <= OrderBook::SPARE_PLACEHOLDERS + 1);
+        assert_eq!(book.asks.len(), 1 + book.placeholders);
+        assert_eq!(book.ask_at.len(), book.asks.len());
+        assert_eq!(book.depth(Side::Sell, usize::MAX).len(), 1);
+    }
+
+    #[test]
     fn nodes_stay_small() {
         assert!(std::mem::size_of::<Node>() <= 56);
     }

@@ -70,13 +70,37 @@ pub async fn consume_once<S, Q, F, Fut, E>(
     destination: &str,
     consumer: &str,
     options: ConsumeOptions,
-    mut handler: F,
+    handler: F,
 ) -> Result<ConsumeReport, ConsumeError>
 where
     S: EventStore,
     Q: Queue,
     F: FnMut(&Delivery) -> Fut,
     Fut: Future<Output = Result<(), E>>,
+{
+    consume_once_confirming(store, queue, destination, consumer, options, handler, |_| {}).await
+}
+
+/// `consume_once`, calling `confirmed` for each delivery whose handler succeeded and whose
+/// source was recorded as processed, before its ack. With a non-durable queue the engine
+/// confirms to the relay's `ConsumeTracker` here, so the outbox record is marked published
+/// only once its effect is durable (a crash before that re-sends it after the restart; the
+/// handler's idempotency key absorbs the repeat).
+pub async fn consume_once_confirming<S, Q, F, Fut, E, C>(
+    store: &S,
+    queue: &Q,
+    destination: &str,
+    consumer: &str,
+    options: ConsumeOptions,
+    mut handler: F,
+    mut confirmed: C,
+) -> Result<ConsumeReport, ConsumeError>
+where
+    S: EventStore,
+    Q: Queue,
+    F: FnMut(&Delivery) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    C: FnMut(&Delivery),
 {
     let deliveries = queue.receive(destination, options.max, options.wait).await?;
     let mut report = ConsumeReport { received: deliveries.len(), ..ConsumeReport::default() };
@@ -99,6 +123,7 @@ where
         if !store.mark_processed(&processed_key, &source.stream, source.version).await? {
             report.duplicates += 1;
         }
+        confirmed(delivery);
         match queue.ack(destination, &delivery.receipt).await {
             Ok(()) => report.handled += 1,
             Err(QueueError::ReceiptExpired { .. }) => report.expired_acks += 1,

@@ -424,4 +424,9 @@ impl Queue for InProcessQueue {
     async fn dead_letters(&self, destination: &str) -> Result<Vec<DeadLetter>, QueueError> {
         Ok(lock(&self.destination(destination)?.state).dead.clone())
     }
+
+    /// Memory only: everything queued is gone with the process.
+    fn durable(&self) -> bool {
+        false
+    }
 }

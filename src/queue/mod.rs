@@ -24,9 +24,9 @@ pub mod consumer;
 pub mod inprocess;
 pub mod relay;
 
-pub use consumer::{consume_once, ConsumeError, ConsumeOptions, ConsumeReport};
+pub use consumer::{consume_once, consume_once_confirming, ConsumeError, ConsumeOptions, ConsumeReport};
 pub use inprocess::{DestinationConfig, DestinationStats, InProcessQueue};
-pub use relay::{OutboxRelay, RelayError, RelayStats};
+pub use relay::{ConsumeTracker, OutboxRelay, PublishMode, RelayError, RelayStats};
 
 /// Accepted orders and cancels, to the market's actor; group `market:{id}`.
 pub const MARKET_QUEUE: &str = "market";
@@ -187,4 +187,14 @@ pub trait Queue: Send + Sync {
 
     /// The destination's dead letters, oldest first.
     fn dead_letters(&self, destination: &str) -> impl Future<Output = Result<Vec<DeadLetter>, QueueError>> + Send;
+
+    /// True if an accepted message survives the crash of this process (SQS): the relay may
+    /// then mark an outbox record published as soon as the queue accepted it. False (the
+    /// default, and the in-process queue) if the queue lives in this process's memory: the
+    /// record must stay unpublished until a consumer applied it, or a crash in between loses
+    /// it for good (see `relay.rs`). False is always safe, only slower; say true only for a
+    /// queue that really persists.
+    fn durable(&self) -> bool {
+        false
+    }
 }

@@ -1,5 +1,6 @@
 //! Adapters for the `events::EventStore` port.
 
 pub mod sqlite;
+pub mod sqlite_views;
 
 pub use sqlite::{SqliteConfig, SqliteEventStore, WriterStats};
