@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::future::{join_all, LocalBoxFuture};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use crate::actors::market::{InspectMarket, MarketRequest, MarketView};
-use crate::actors::user::{InspectUser, UserError, UserOp, UserReply, UserRequest, UserView};
+use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
+use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
 use crate::domain::user::{OrderRequest, UserReject};
 use crate::domain::{
@@ -28,7 +29,6 @@ use crate::domain::{
 };
 use crate::events::market_command::decode_market_command;
 use crate::events::{decode_market_event, Clock, EventStore};
-use crate::queue::consumer::{consume_once_confirming, ConsumeOptions};
 use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
 use crate::queue::{Delivery, Queue, MARKET_QUEUE, USER_QUEUE};
 
@@ -146,21 +146,14 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             let _ = relay_stop.wait_for(|s| *s).await;
         }));
         actix_rt::spawn(consume_loop(
-            store.clone(),
             queue.clone(),
-            Consumer {
-                destination: MARKET_QUEUE,
-                name: "market-consumer",
-                route: route_market,
-                tracker: tracker.clone(),
-            },
+            Consumer { destination: MARKET_QUEUE, route: route_market, tracker: tracker.clone() },
             stop.clone(),
             registry.clone(),
         ));
         actix_rt::spawn(consume_loop(
-            store.clone(),
             queue.clone(),
-            Consumer { destination: USER_QUEUE, name: "user-consumer", route: route_user, tracker },
+            Consumer { destination: USER_QUEUE, route: route_user, tracker },
             stop,
             registry.clone(),
         ));
@@ -180,8 +173,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     }
 
     async fn user_op(&self, user: UserId, op: UserOp) -> Result<UserReply, EngineError> {
-        let addr = self.registry.user(user).await?;
-        Ok(addr.send(UserRequest { op, source: None, correlation_id: Uuid::now_v7() }).await??)
+        let request = UserRequest { op, source: None, correlation_id: Uuid::now_v7() };
+        Ok(self.registry.send_user(user, request).await??)
     }
 
     pub async fn deposit(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
@@ -254,7 +247,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
 
     /// The user's live state: balances, open orders, nonces.
     pub async fn user(&self, user: UserId) -> Result<UserView, EngineError> {
-        Ok(self.registry.user(user).await?.send(InspectUser).await?)
+        Ok(self.registry.send_user(user, InspectUser).await?)
     }
 
     /// An open order by id or client order id, as the user's actor knows it.
@@ -268,15 +261,14 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         depth: usize,
         order: Option<OrderId>,
     ) -> Result<MarketView, EngineError> {
-        let addr = self.registry.market(market).await?;
-        Ok(addr.send(InspectMarket { depth, order }).await?)
+        Ok(self.registry.send_market(market, InspectMarket { depth, order }).await?)
     }
 
     /// Halts or resumes a market (an operator command; cancels stay allowed while halted).
     pub async fn set_halted(&self, market: MarketId, halted: bool) -> Result<(), EngineError> {
         let command = if halted { MarketCommand::Halt } else { MarketCommand::Resume };
-        let addr = self.registry.market(market).await?;
-        addr.send(MarketRequest { command, source: None, correlation_id: Uuid::now_v7() }).await??;
+        let request = MarketRequest { command, source: None, correlation_id: Uuid::now_v7() };
+        self.registry.send_market(market, request).await??;
         Ok(())
     }
 
@@ -292,55 +284,74 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Drop for Engine<S, Q> {
     }
 }
 
-type Route<S> = fn(Arc<Registry<S>>, Delivery) -> futures_route::BoxFuture<Result<(), EngineError>>;
+/// Hands one group's deliveries (in queue order) to its actor as one batch; answers how many
+/// of them, from the front, took effect.
+type Route<S> = fn(Arc<Registry<S>>, Vec<Delivery>) -> LocalBoxFuture<'static, GroupOutcome>;
 
-mod futures_route {
-    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+/// The first `done` deliveries of a group took effect; if `error` is set, the next one failed
+/// (it is retried after a pause) and the rest were not tried (they come back at once).
+struct GroupOutcome {
+    done: usize,
+    error: Option<EngineError>,
 }
 
 /// One of the engine's consumers.
 struct Consumer<S: EventStore + 'static> {
     destination: &'static str,
-    /// Its name in `processed_events`.
-    name: &'static str,
     route: Route<S>,
     /// Set with a non-durable queue: told about every delivery that took effect, so the
     /// relay marks its outbox record published only then.
     tracker: Option<Arc<ConsumeTracker>>,
 }
 
-/// Receives from the consumer's destination until shutdown, handing each delivery to its
-/// route.
+/// Receives from the consumer's destination until shutdown. Each receive's deliveries are
+/// split by message group (one group = one actor, in order) and every group goes to its actor
+/// as one batch, all groups at once: the actors' appends then share the store's group
+/// commits, and one actor commits its whole batch with one append. Redeliveries are absorbed
+/// by the actors' consumed positions, which they store atomically with the effects.
 async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
-    store: Arc<S>,
     queue: Arc<Q>,
     consumer: Consumer<S>,
     mut stop: watch::Receiver<bool>,
     registry: Arc<Registry<S>>,
 ) {
-    let Consumer { destination, name, route, tracker } = consumer;
-    let options = ConsumeOptions { max: 256, wait: Duration::from_millis(50), retry_after: Duration::from_millis(20) };
+    const MAX_RECEIVE: usize = 512;
+    const RETRY_AFTER: Duration = Duration::from_millis(20);
+    let Consumer { destination, route, tracker } = consumer;
     while !*stop.borrow() {
-        let consumed = consume_once_confirming(
-            store.as_ref(),
-            queue.as_ref(),
-            destination,
-            name,
-            options,
-            |delivery| route(registry.clone(), delivery.clone()),
-            |delivery| {
-                if let Some(tracker) = &tracker {
-                    tracker.confirm(&delivery.message.source);
-                }
-            },
-        );
-        tokio::select! {
+        let received = tokio::select! {
             _ = stop.changed() => return,
-            result = consumed => {
-                if result.is_err() {
-                    // The store or queue is unavailable: back off, the records stay queued.
-                    actix_rt::time::sleep(Duration::from_millis(50)).await;
-                }
+            received = queue.receive(destination, MAX_RECEIVE, Duration::from_millis(50)) => received,
+        };
+        let deliveries = match received {
+            Ok(deliveries) => deliveries,
+            Err(_) => {
+                // The queue is unavailable: back off, the records stay queued.
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let mut groups: Vec<(String, Vec<Delivery>)> = Vec::new();
+        for delivery in deliveries {
+            match groups.iter_mut().find(|(g, _)| *g == delivery.message.group) {
+                Some((_, list)) => list.push(delivery),
+                None => groups.push((delivery.message.group.clone(), vec![delivery])),
+            }
+        }
+        let outcomes = join_all(groups.iter().map(|(_, list)| route(registry.clone(), list.clone()))).await;
+        for ((_, list), outcome) in groups.iter().zip(outcomes) {
+            for (i, delivery) in list.iter().enumerate() {
+                let result = if i < outcome.done {
+                    if let Some(tracker) = &tracker {
+                        tracker.confirm(&delivery.message.source);
+                    }
+                    queue.ack(destination, &delivery.receipt).await
+                } else {
+                    let after = if i == outcome.done && outcome.error.is_some() { RETRY_AFTER } else { Duration::ZERO };
+                    queue.nack(destination, &delivery.receipt, after).await
+                };
+                // An expired receipt means the record comes back and is deduplicated then.
+                let _ = result;
             }
         }
     }
@@ -348,38 +359,83 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
 
 fn route_market<S: EventStore + 'static>(
     registry: Arc<Registry<S>>,
-    delivery: Delivery,
-) -> futures_route::BoxFuture<Result<(), EngineError>> {
+    list: Vec<Delivery>,
+) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let market = market_of_group(&delivery.message.group)?;
-        let command =
-            decode_market_command(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
-        let addr = registry.market(market).await?;
-        let request =
-            MarketRequest { command, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() };
-        addr.send(request).await??;
-        Ok(())
+        let mut items = Vec::with_capacity(list.len());
+        let mut error = None;
+        for delivery in &list {
+            match decode_market_command(&delivery.message.body) {
+                Ok(command) => items.push(MarketRequest {
+                    command,
+                    source: Some(delivery.message.source.clone()),
+                    correlation_id: Uuid::now_v7(),
+                }),
+                Err(e) => {
+                    error = Some(EngineError::BadRecord(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let done = items.len();
+        let sent = async {
+            let market = market_of_group(&list[0].message.group)?;
+            if !items.is_empty() {
+                registry.send_market(market, MarketBatch { items }).await??;
+            }
+            Ok::<(), EngineError>(())
+        };
+        match sent.await {
+            Ok(()) => GroupOutcome { done, error },
+            Err(e) => GroupOutcome { done: 0, error: Some(e) },
+        }
     })
 }
 
 fn route_user<S: EventStore + 'static>(
     registry: Arc<Registry<S>>,
-    delivery: Delivery,
-) -> futures_route::BoxFuture<Result<(), EngineError>> {
+    list: Vec<Delivery>,
+) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let body = &delivery.message.body;
-        let bad = |what: &str| EngineError::BadRecord(format!("user-queue record: {what}"));
-        let market = body["market"].as_str().and_then(|m| MarketId::new(m).ok()).ok_or_else(|| bad("market"))?;
-        let event_type = body["event_type"].as_str().ok_or_else(|| bad("event_type"))?;
-        let version = body["schema_version"].as_u64().and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad("v"))?;
-        let event = decode_market_event(event_type, version, body["event"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let user = user_of_group(&delivery.message.group)?;
-        let addr = registry.user(user).await?;
-        let op = UserOp::ApplyMarket { market, event };
-        let request = UserRequest { op, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() };
-        addr.send(request).await??;
-        Ok(())
+        let mut items = Vec::with_capacity(list.len());
+        let mut error = None;
+        for delivery in &list {
+            match decode_outcome(&delivery.message.body) {
+                Ok(op) => items.push(UserRequest {
+                    op,
+                    source: Some(delivery.message.source.clone()),
+                    correlation_id: Uuid::now_v7(),
+                }),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let done = items.len();
+        let sent = async {
+            let user = user_of_group(&list[0].message.group)?;
+            if !items.is_empty() {
+                // Refusals of single items are answers, not failures: the record is consumed.
+                registry.send_user(user, UserBatch { items }).await??;
+            }
+            Ok::<(), EngineError>(())
+        };
+        match sent.await {
+            Ok(()) => GroupOutcome { done, error },
+            Err(e) => GroupOutcome { done: 0, error: Some(e) },
+        }
     })
+}
+
+/// A user-queue record: one market event about one of the user's orders.
+fn decode_outcome(body: &serde_json::Value) -> Result<UserOp, EngineError> {
+    let bad = |what: &str| EngineError::BadRecord(format!("user-queue record: {what}"));
+    let market = body["market"].as_str().and_then(|m| MarketId::new(m).ok()).ok_or_else(|| bad("market"))?;
+    let event_type = body["event_type"].as_str().ok_or_else(|| bad("event_type"))?;
+    let version = body["schema_version"].as_u64().and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad("v"))?;
+    let event = decode_market_event(event_type, version, body["event"].clone()).map_err(|e| bad(&e.to_string()))?;
+    Ok(UserOp::ApplyMarket { market, event })
 }
 
 fn market_of_group(group: &str) -> Result<MarketId, EngineError> {

@@ -55,12 +55,12 @@ struct Faults {
     block_fetch: AtomicBool,
     /// Appends to market streams fail: the market consumer's handler fails and retries.
     block_market_appends: AtomicBool,
-    /// Appends to user streams that come from the user queue (they carry an idempotency key)
-    /// fail: the market's outcomes wait in the user queue.
+    /// Appends to user streams that come from the user queue (they carry the actor's
+    /// `actor.Consumed` positions) fail: the market's outcomes wait in the user queue.
     block_user_outcomes: AtomicBool,
-    /// The consumer's `processed_events` write fails: the handler took effect, the ack (and
-    /// the confirmation to the relay) never happens.
-    block_mark_processed: AtomicBool,
+    /// The market's next queue-driven append commits, then the process dies: the handler
+    /// took effect, the ack (and the confirmation to the relay) never happens.
+    die_after_market_consumes: AtomicBool,
     /// Snapshot writes fail (a crash mid-snapshot: the write's transaction never commits).
     block_snapshots: AtomicBool,
     /// Snapshots are not read back: actors replay their whole stream.
@@ -114,8 +114,14 @@ impl EventStore for FaultyStore {
         if Faults::on(&f.block_market_appends) && stream.starts_with("market:") {
             return Err(fault("market append"));
         }
-        if Faults::on(&f.block_user_outcomes) && stream.starts_with("user:") && request.idempotency_key.is_some() {
+        let from_queue = request.events.iter().any(|e| e.event_type == hob::actors::consumed::CONSUMED);
+        if Faults::on(&f.block_user_outcomes) && stream.starts_with("user:") && from_queue {
             return Err(fault("user outcome append"));
+        }
+        if Faults::on(&f.die_after_market_consumes) && stream.starts_with("market:") && from_queue {
+            let committed = self.inner.append(request).await;
+            Faults::set(&f.dead, true);
+            return committed.and(Err(fault("died after the market's append committed")));
         }
         if f.appends_left.load(Ordering::SeqCst) >= 0 && f.appends_left.fetch_sub(1, Ordering::SeqCst) == 0 {
             Faults::set(&f.dead, true);
@@ -165,9 +171,6 @@ impl EventStore for FaultyStore {
     }
     async fn mark_processed(&self, consumer: &str, stream: &StreamId, version: u64) -> Result<bool, StoreError> {
         self.alive()?;
-        if Faults::on(&self.faults.block_mark_processed) {
-            return Err(fault("processed step"));
-        }
         self.inner.mark_processed(consumer, stream, version).await
     }
     async fn acquire_lease(
@@ -530,18 +533,18 @@ async fn crash_after_the_markets_append_before_the_user_records_were_consumed() 
 async fn crash_after_the_handler_before_the_ack() {
     let dir = tempfile::tempdir().unwrap();
     let (node, mut ledger) = funded(&db(&dir), 1_000).await;
-    // given the market's handler appended (the trade is durable) but its processed step and
-    // ack never happened
-    Faults::set(&node.faults.block_mark_processed, true);
+    // given the market's handler appended (the trade is durable) but the process died before
+    // the ack
+    Faults::set(&node.faults.die_after_market_consumes, true);
     place_crossing_pair(&node, &mut ledger).await;
-    wait_until("the market handled a command", || async {
-        node.engine.market(spec().id, 1, None).await.unwrap().version > 0
-    })
-    .await;
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the market's append committed and the process died", || async { Faults::on(&node.faults.dead) }).await;
     assert!(unpublished(&node).await > 0, "unconfirmed records must stay unpublished");
-    let before = visible(&node, &[user(ALICE), user(BOB)]).await;
     crash(node).await;
+    // what the file holds, replayed with the relay held
+    let peek = start(&db(&dir), 1_000, |f| Faults::set(&f.block_fetch, true));
+    let before = visible(&peek, &[user(ALICE), user(BOB)]).await;
+    assert!(before.market.version > 0, "the market's append is durable");
+    crash(peek).await;
     // then after the restart the redelivered records are recognised and take no second effect
     let node = restart_and_check(&db(&dir), &before, &ledger).await;
     let deduplicated = node.engine.registry().deps().counters.deduplicated.load(Ordering::Relaxed);

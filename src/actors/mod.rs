@@ -17,4 +17,4 @@ pub mod user;
 pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};
 pub use market::{InspectMarket, MarketActor, MarketBatch, MarketReply, MarketRequest, MarketView};
 pub use registry::Registry;
-pub use user::{InspectUser, UserActor, UserError, UserOp, UserReply, UserRequest, UserView};
+pub use user::{InspectUser, UserActor, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::deps::{check_sequence, idempotency_key, save_snapshot, sha256, ActorDeps, ActorError, Counters};
+use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
+use super::deps::{check_sequence, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderId, PriceTicks, QtyLots, UserId,
@@ -60,6 +61,14 @@ pub struct UserRequest {
     pub correlation_id: Uuid,
 }
 
+/// Requests taken from the user queue in order, decided one after the other and stored in
+/// one append. Each gets its own reply.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Result<UserReply, UserError>>, ActorError>")]
+pub struct UserBatch {
+    pub items: Vec<UserRequest>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserReply {
     pub events: Vec<UserEvent>,
@@ -96,6 +105,8 @@ pub struct UserActor<S: EventStore + 'static> {
     stream: StreamId,
     version: u64,
     since_snapshot: u64,
+    /// Queue records already applied, per source stream.
+    consumed: Consumed,
     deps: Arc<ActorDeps<S>>,
     specs: Arc<BTreeMap<MarketId, MarketSpec>>,
 }
@@ -112,31 +123,37 @@ impl<S: EventStore + 'static> UserActor<S> {
         deps: Arc<ActorDeps<S>>,
     ) -> Result<UserActor<S>, ActorError> {
         let stream = StreamId::user(user);
-        let (mut state, from) = match deps.store.load_latest_snapshot(&stream).await? {
-            Some(snap) => match decode_user_snapshot(&snap.state) {
-                Ok(state) if state.user() == user && sha256(&state.canonical_bytes()) == snap.state_hash => {
-                    (state, snap.version)
+        let fresh = |deps: &ActorDeps<S>| {
+            Counters::bump(&deps.counters.snapshots_refused);
+            (UserState::new(user), Consumed::default(), 0)
+        };
+        let (mut state, mut consumed, from) = match deps.store.load_latest_snapshot(&stream).await? {
+            Some(snap) => match ActorSnapshot::decode(&snap.state) {
+                Some(actor) if sha256(&snap.state) == snap.state_hash => {
+                    match decode_user_snapshot(actor.state.as_bytes()) {
+                        Ok(state) if state.user() == user => (state, actor.consumed, snap.version),
+                        _ => fresh(&deps),
+                    }
                 }
-                _ => {
-                    Counters::bump(&deps.counters.snapshots_refused);
-                    (UserState::new(user), 0)
-                }
+                _ => fresh(&deps),
             },
-            None => (UserState::new(user), 0),
+            None => (UserState::new(user), Consumed::default(), 0),
         };
         let events = deps.store.read_stream(&stream, from + 1).await?;
         check_sequence(&events, from + 1)?;
         for stored in &events {
+            let replay =
+                |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
+            if stored.event_type == CONSUMED {
+                consumed.apply(&stored.payload).map_err(replay)?;
+                continue;
+            }
             let event = decode_user_event(&stored.event_type, stored.schema_version, stored.payload.clone())
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
-            state.apply(&event).map_err(|e| ActorError::Replay {
-                stream: stream.clone(),
-                version: stored.version,
-                reason: e.to_string(),
-            })?;
+            state.apply(&event).map_err(|e| replay(e.to_string()))?;
         }
         let version = events.last().map_or(from, |e| e.version);
-        Ok(UserActor { state, stream, version, since_snapshot: events.len() as u64, deps, specs })
+        Ok(UserActor { state, stream, version, since_snapshot: events.len() as u64, consumed, deps, specs })
     }
 
     /// The hash of the live state, as recorded with snapshots.
@@ -150,12 +167,9 @@ impl<S: EventStore + 'static> UserActor<S> {
             return;
         }
         self.since_snapshot = 0;
-        let snapshot = Snapshot {
-            stream: self.stream.clone(),
-            version: self.version,
-            state: encode_user_snapshot(&self.state),
-            state_hash: self.state_hash(),
-        };
+        let state = ActorSnapshot::encode(&self.consumed, encode_user_snapshot(&self.state));
+        let snapshot =
+            Snapshot { stream: self.stream.clone(), version: self.version, state_hash: sha256(&state), state };
         save_snapshot(&self.deps, snapshot);
     }
 
@@ -214,80 +228,126 @@ impl<S: EventStore + 'static> Actor for UserActor<S> {
     }
 }
 
-impl<S: EventStore + 'static> Handler<UserRequest> for UserActor<S> {
-    type Result = AtomicResponse<Self, Result<UserReply, UserError>>;
+type BatchFuture<S> = ResponseActFuture<UserActor<S>, Result<Vec<Result<UserReply, UserError>>, ActorError>>;
 
-    fn handle(&mut self, msg: UserRequest, ctx: &mut Self::Context) -> Self::Result {
-        let decided = match catch_unwind(AssertUnwindSafe(|| self.decide(&msg.op))) {
-            Ok(decided) => decided,
-            Err(_) => {
-                Counters::bump(&self.deps.counters.panics);
-                ctx.stop();
-                return AtomicResponse::new(Box::pin(fut::ready(Err(ActorError::Panicked.into()))));
+impl<S: EventStore + 'static> UserActor<S> {
+    /// Decides each request in turn, folding its events in at once so the next one sees
+    /// them, then stores everything in one append and only then replies; a refused request
+    /// changes nothing and gets its own error. Memory runs ahead of the store only while the
+    /// actor is held (`AtomicResponse`); a failed append stops the actor, which is rebuilt
+    /// from its stream (see `MarketActor::handle_batch`).
+    fn handle_batch(&mut self, items: Vec<UserRequest>, ctx: &mut Context<Self>) -> BatchFuture<S> {
+        let correlation = items.first().map_or_else(Uuid::now_v7, |i| i.correlation_id);
+        let mut stored_events = Vec::new();
+        let mut outbox = Vec::new();
+        let mut replies: Vec<Result<UserReply, UserError>> = Vec::with_capacity(items.len());
+        let mut sources = Vec::new();
+        for item in items {
+            if item.source.as_ref().is_some_and(|s| !self.consumed.is_new(s)) {
+                Counters::bump(&self.deps.counters.deduplicated);
+                replies.push(Ok(UserReply { events: Vec::new(), version: self.version, deduplicated: true }));
+                continue;
             }
-        };
-        let events = match decided {
-            Ok(events) => events,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
-        };
-        if events.is_empty() {
-            let reply = UserReply { events, version: self.version, deduplicated: false };
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(reply))));
+            let decided = match catch_unwind(AssertUnwindSafe(|| self.decide(&item.op))) {
+                Ok(decided) => decided,
+                Err(_) => {
+                    Counters::bump(&self.deps.counters.panics);
+                    ctx.stop();
+                    return Box::pin(fut::ready(Err(ActorError::Panicked)));
+                }
+            };
+            if let Some(source) = item.source {
+                // A queued record is consumed whether it took effect or was refused: retrying
+                // it would be refused again.
+                self.consumed.advance(&source);
+                sources.push(source);
+            }
+            let events = match decided {
+                Ok(events) => events,
+                Err(e) => {
+                    replies.push(Err(e));
+                    continue;
+                }
+            };
+            outbox.extend(self.outbox(&events));
+            for event in &events {
+                if let Err(e) = self.state.apply(event) {
+                    ctx.stop();
+                    let reason = e.to_string();
+                    let error = ActorError::Replay { stream: self.stream.clone(), version: self.version, reason };
+                    return Box::pin(fut::ready(Err(error)));
+                }
+                let enc = encode_user_event(event);
+                stored_events.push(NewEvent::new(
+                    self.deps.clock.as_ref(),
+                    item.correlation_id,
+                    item.correlation_id,
+                    enc.event_type,
+                    enc.schema_version,
+                    enc.payload,
+                ));
+            }
+            replies.push(Ok(UserReply { events, version: 0, deduplicated: false }));
         }
+        if !sources.is_empty() {
+            stored_events.push(Consumed::event(self.deps.clock.as_ref(), correlation, &sources));
+        }
+        if stored_events.is_empty() {
+            let version = self.version;
+            replies.iter_mut().flatten().for_each(|r| r.version = version);
+            return Box::pin(fut::ready(Ok(replies)));
+        }
+        let applied = stored_events.len();
         let request = AppendRequest {
             stream: self.stream.clone(),
             expected_version: self.version,
-            events: events
-                .iter()
-                .map(|e| {
-                    let enc = encode_user_event(e);
-                    NewEvent::new(
-                        self.deps.clock.as_ref(),
-                        msg.correlation_id,
-                        msg.correlation_id,
-                        enc.event_type,
-                        enc.schema_version,
-                        enc.payload,
-                    )
-                })
-                .collect(),
-            outbox: self.outbox(&events),
-            idempotency_key: msg.source.as_ref().map(|s| idempotency_key(&self.stream, s)),
+            events: stored_events,
+            outbox,
+            idempotency_key: None,
         };
         let store = self.deps.store.clone();
         let append = async move { store.append(request).await };
-        AtomicResponse::new(Box::pin(append.into_actor(self).map(move |result, act, ctx| {
+        Box::pin(append.into_actor(self).map(move |result, act, ctx| {
             let stored = match result {
                 Ok(stored) => stored,
-                Err(StoreError::VersionConflict { .. }) => {
-                    Counters::bump(&act.deps.counters.conflicts);
+                Err(e) => {
                     ctx.stop();
-                    return Err(ActorError::Conflict(act.stream.clone()).into());
+                    if let StoreError::VersionConflict { .. } = e {
+                        Counters::bump(&act.deps.counters.conflicts);
+                        return Err(ActorError::Conflict(act.stream.clone()));
+                    }
+                    return Err(e.into());
                 }
-                Err(e) => return Err(ActorError::from(e).into()),
             };
             Counters::bump(&act.deps.counters.appends);
-            if stored.deduplicated {
-                Counters::bump(&act.deps.counters.deduplicated);
-                return Ok(UserReply { events: Vec::new(), version: act.version, deduplicated: true });
-            }
-            for event in &events {
-                if let Err(e) = act.state.apply(event) {
-                    ctx.stop();
-                    let reason = e.to_string();
-                    return Err(ActorError::Replay {
-                        stream: act.stream.clone(),
-                        version: stored.last_version,
-                        reason,
-                    }
-                    .into());
-                }
-            }
             act.version = stored.last_version;
             act.deps.outbox_wake.notify_one();
-            act.snapshot_if_due(events.len());
-            Ok(UserReply { events, version: act.version, deduplicated: false })
-        })))
+            act.snapshot_if_due(applied);
+            for reply in replies.iter_mut().flatten() {
+                reply.version = act.version;
+            }
+            Ok(replies)
+        }))
+    }
+}
+
+impl<S: EventStore + 'static> Handler<UserBatch> for UserActor<S> {
+    type Result = AtomicResponse<Self, Result<Vec<Result<UserReply, UserError>>, ActorError>>;
+
+    fn handle(&mut self, batch: UserBatch, ctx: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(self.handle_batch(batch.items, ctx))
+    }
+}
+
+impl<S: EventStore + 'static> Handler<UserRequest> for UserActor<S> {
+    type Result = AtomicResponse<Self, Result<UserReply, UserError>>;
+
+    fn handle(&mut self, request: UserRequest, ctx: &mut Self::Context) -> Self::Result {
+        let single = self.handle_batch(vec![request], ctx).map(|replies, _, _| match replies {
+            Ok(mut replies) => replies.pop().unwrap_or_else(|| Err(ActorError::Mailbox("no reply".into()).into())),
+            Err(e) => Err(e.into()),
+        });
+        AtomicResponse::new(Box::pin(single))
     }
 }
 
