@@ -139,6 +139,22 @@ pub trait EventStore: Send + Sync {
     /// Up to `limit` unpublished outbox entries, oldest first.
     fn fetch_unpublished(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
+    /// Up to `limit` unpublished outbox entries with an id above `after`, oldest first: a
+    /// relay that remembers what it already sent reads only what is new.
+    fn fetch_unpublished_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send {
+        async move {
+            // Portable fallback; adapters override it with an indexed range query.
+            let mut entries = self.fetch_unpublished(limit.saturating_add(after as usize)).await?;
+            entries.retain(|e| e.id > after);
+            entries.truncate(limit);
+            Ok(entries)
+        }
+    }
+
     /// Marks entries published; unknown or already published ids are ignored.
     fn mark_published(&self, ids: &[u64]) -> impl Future<Output = Result<(), StoreError>> + Send;
 

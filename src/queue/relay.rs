@@ -178,6 +178,9 @@ pub struct OutboxRelay<S, Q> {
     fetch_limit: usize,
     stats: Arc<RelayStats>,
     mode: PublishMode,
+    /// `OnConsume`: the highest outbox id below which every append was sent whole by this
+    /// process (0 after a start, so a restart re-sends everything unconsumed).
+    sent_through: AtomicU64,
 }
 
 /// Default records fetched per pass.
@@ -185,7 +188,14 @@ pub const DEFAULT_FETCH_LIMIT: usize = 4_096;
 
 impl<S: EventStore + 'static, Q: Queue + 'static> OutboxRelay<S, Q> {
     pub fn new(store: Arc<S>, queue: Arc<Q>) -> OutboxRelay<S, Q> {
-        OutboxRelay { store, queue, fetch_limit: DEFAULT_FETCH_LIMIT, stats: Arc::default(), mode: PublishMode::OnSend }
+        OutboxRelay {
+            store,
+            queue,
+            fetch_limit: DEFAULT_FETCH_LIMIT,
+            stats: Arc::default(),
+            mode: PublishMode::OnSend,
+            sent_through: AtomicU64::new(0),
+        }
     }
 
     /// When records count as published (default `OnSend`); the engine picks `OnConsume` for
@@ -245,7 +255,9 @@ impl<S: EventStore + 'static, Q: Queue + 'static> OutboxRelay<S, Q> {
         if !complete.is_empty() {
             self.store.mark_published(&complete).await?;
         }
-        let (entries, more) = self.fetch_whole_appends(limit).await?;
+        // Appends up to the cursor were sent whole in this process: only newer ones are read.
+        let after = self.sent_through.load(Ordering::Relaxed);
+        let (entries, more) = self.fetch_whole_appends(after, limit).await?;
         let appends = split_appends(&entries);
         let mut by_destination: BTreeMap<&str, Vec<QueueMessage>> = BTreeMap::new();
         for append in &appends {
@@ -276,6 +288,16 @@ impl<S: EventStore + 'static, Q: Queue + 'static> OutboxRelay<S, Q> {
                 }
             }
         }
+        // Advance the cursor over the prefix of appends sent whole; a partly sent one (a queue
+        // refused a batch) is read again next pass.
+        for append in &appends {
+            if !tracker.unsent(append).is_empty() {
+                break;
+            }
+            if let Some(last) = append.last() {
+                self.sent_through.fetch_max(last.id, Ordering::Relaxed);
+            }
+        }
         // Appends whose records all went to unconsumed destinations are complete already.
         let complete = tracker.take_complete();
         if !complete.is_empty() {
@@ -289,7 +311,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> OutboxRelay<S, Q> {
 
     /// `PublishMode::OnSend`: send, then mark every append sent completely.
     async fn pass_on_send(&self, limit: usize) -> Result<(usize, bool), RelayError> {
-        let (entries, more) = self.fetch_whole_appends(limit).await?;
+        let (entries, more) = self.fetch_whole_appends(0, limit).await?;
         if entries.is_empty() {
             return Ok((0, false));
         }
@@ -338,15 +360,15 @@ impl<S: EventStore + 'static, Q: Queue + 'static> OutboxRelay<S, Q> {
     }
 
     /// Unpublished records, oldest first, cut after the last append known to be complete.
-    async fn fetch_whole_appends(&self, limit: usize) -> Result<(Vec<OutboxEntry>, bool), RelayError> {
-        let mut entries = self.store.fetch_unpublished(limit).await?;
+    async fn fetch_whole_appends(&self, after: u64, limit: usize) -> Result<(Vec<OutboxEntry>, bool), RelayError> {
+        let mut entries = self.store.fetch_unpublished_after(after, limit).await?;
         if entries.len() < limit {
             return Ok((entries, false));
         }
         if entries.iter().all(|e| same_append(e, &entries[0])) {
             // One append fills the page: fetch it whole (an append never exceeds the bound).
             let bigger = limit.saturating_add(MAX_OUTBOX_PER_APPEND);
-            entries = self.store.fetch_unpublished(bigger).await?;
+            entries = self.store.fetch_unpublished_after(after, bigger).await?;
             if entries.len() < bigger {
                 return Ok((entries, false));
             }

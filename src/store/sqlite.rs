@@ -596,15 +596,20 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn fetch_unpublished(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.fetch_unpublished_after(0, limit).await
+    }
+
+    async fn fetch_unpublished_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, stream, version, destination, group_key, payload FROM outbox
-                     WHERE published = 0 ORDER BY id LIMIT ?1",
+                     WHERE published = 0 AND id > ?2 ORDER BY id LIMIT ?1",
                 )
                 .map_err(backend)?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut rows = stmt.query([limit]).map_err(backend)?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let mut rows = stmt.query([limit, after]).map_err(backend)?;
             let mut out = Vec::new();
             while let Some(r) = rows.next().map_err(backend)? {
                 let stream: String = r.get(1).map_err(backend)?;
