@@ -19,3 +19,4 @@ test: lint
 
 bench:
 	$(CARGO) bench --bench order_book
+	$(CARGO) bench --bench pipeline

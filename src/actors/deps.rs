@@ -105,3 +105,31 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
+
+/// Events read per page when an actor replays its stream: bounded memory however long the
+/// stream, and pages large enough that the per-query cost vanishes.
+pub const REPLAY_PAGE: usize = 16_384;
+
+/// Replays `stream` from version `from` (exclusive) page by page, checking the versions are
+/// gapless, handing each stored event to `fold`. Returns (events folded, last version).
+pub async fn replay_stream<S: crate::events::EventStore>(
+    store: &S,
+    stream: &StreamId,
+    from: u64,
+    mut fold: impl FnMut(EventEnvelope) -> Result<(), ActorError>,
+) -> Result<(u64, u64), ActorError> {
+    let (mut count, mut version) = (0u64, from);
+    loop {
+        let page = store.read_stream_page(stream, version + 1, REPLAY_PAGE).await?;
+        check_sequence(&page, version + 1)?;
+        let full = page.len() == REPLAY_PAGE;
+        for stored in page {
+            version = stored.version;
+            count += 1;
+            fold(stored)?;
+        }
+        if !full {
+            return Ok((count, version));
+        }
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{check_sequence, save_snapshot, sha256, ActorDeps, ActorError, Counters};
+use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::{
     LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderId, RestingOrder, Side, TradeId,
     UserId,
@@ -104,21 +104,18 @@ impl<S: EventStore + 'static> MarketActor<S> {
             },
             None => (Market::new(spec.clone()), Consumed::default(), 0),
         };
-        let events = deps.store.read_stream(&stream, from + 1).await?;
-        check_sequence(&events, from + 1)?;
-        for stored in &events {
+        let (count, version) = replay_stream(deps.store.as_ref(), &stream, from, |stored| {
             let replay =
                 |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
             if stored.event_type == CONSUMED {
-                consumed.apply(&stored.payload).map_err(replay)?;
-                continue;
+                return consumed.apply(&stored.payload).map_err(replay);
             }
-            let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload.clone())
+            let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
-            market.apply(&event).map_err(|e| replay(e.to_string()))?;
-        }
-        let version = events.last().map_or(from, |e| e.version);
-        Ok(MarketActor { market, stream, version, since_snapshot: events.len() as u64, consumed, deps })
+            market.apply(&event).map_err(|e| replay(e.to_string()))
+        })
+        .await?;
+        Ok(MarketActor { market, stream, version, since_snapshot: count, consumed, deps })
     }
 
     /// The hash of the live market state (what `hob audit` recomputes from events alone).

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{check_sequence, save_snapshot, sha256, ActorDeps, ActorError, Counters};
+use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderId, PriceTicks, QtyLots, UserId,
@@ -139,21 +139,18 @@ impl<S: EventStore + 'static> UserActor<S> {
             },
             None => (UserState::new(user), Consumed::default(), 0),
         };
-        let events = deps.store.read_stream(&stream, from + 1).await?;
-        check_sequence(&events, from + 1)?;
-        for stored in &events {
+        let (count, version) = replay_stream(deps.store.as_ref(), &stream, from, |stored| {
             let replay =
                 |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
             if stored.event_type == CONSUMED {
-                consumed.apply(&stored.payload).map_err(replay)?;
-                continue;
+                return consumed.apply(&stored.payload).map_err(replay);
             }
-            let event = decode_user_event(&stored.event_type, stored.schema_version, stored.payload.clone())
+            let event = decode_user_event(&stored.event_type, stored.schema_version, stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
-            state.apply(&event).map_err(|e| replay(e.to_string()))?;
-        }
-        let version = events.last().map_or(from, |e| e.version);
-        Ok(UserActor { state, stream, version, since_snapshot: events.len() as u64, consumed, deps, specs })
+            state.apply(&event).map_err(|e| replay(e.to_string()))
+        })
+        .await?;
+        Ok(UserActor { state, stream, version, since_snapshot: count, consumed, deps, specs })
     }
 
     /// The hash of the live state, as recorded with snapshots.

@@ -121,6 +121,22 @@ pub trait EventStore: Send + Sync {
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send;
 
+    /// At most `limit` events of `stream` from `from_version` on, in version order: replay in
+    /// pages keeps memory bounded however long the stream is.
+    fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send {
+        async move {
+            // Portable fallback; adapters override it with a bounded query.
+            let mut events = self.read_stream(stream, from_version).await?;
+            events.truncate(limit);
+            Ok(events)
+        }
+    }
+
     /// The stream's current version (0 if it has no events).
     fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

@@ -448,20 +448,27 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
 }
 
 /// Decodes one `events` row; anything malformed is `Corrupt` naming stream and version.
-fn decode_event(r: &rusqlite::Row<'_>) -> Result<EventEnvelope, StoreError> {
-    let stream: String = r.get(0).map_err(backend)?;
+/// One stored event. `known_stream` skips re-parsing the stream name when the caller asked for
+/// that very stream (the hot replay path).
+fn decode_event(r: &rusqlite::Row<'_>, known_stream: Option<&StreamId>) -> Result<EventEnvelope, StoreError> {
+    let stream_ref = r.get_ref(0).map_err(backend)?;
+    let stream_text = stream_ref.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
     let version: i64 = r.get(1).map_err(backend)?;
-    let corrupt = |reason: String| StoreError::Corrupt { stream: stream.clone(), version: version as u64, reason };
-    let get_blob = |i: usize, name: &str| -> Result<Vec<u8>, StoreError> {
-        r.get::<_, Vec<u8>>(i).map_err(|e| corrupt(format!("{name}: {e}")))
+    let corrupt =
+        |reason: String| StoreError::Corrupt { stream: stream_text.to_owned(), version: version as u64, reason };
+    let blob = |i: usize, name: &str| -> Result<&[u8], StoreError> {
+        r.get_ref(i).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(format!("{name}: {e}")))
     };
     let uuid = |i: usize, name: &str| -> Result<Uuid, StoreError> {
-        Uuid::from_slice(&get_blob(i, name)?).map_err(|e| corrupt(format!("{name}: {e}")))
+        Uuid::from_slice(blob(i, name)?).map_err(|e| corrupt(format!("{name}: {e}")))
     };
     let hash = |i: usize, name: &str| -> Result<[u8; 32], StoreError> {
-        get_blob(i, name)?.try_into().map_err(|_| corrupt(format!("{name} is not 32 bytes")))
+        blob(i, name)?.try_into().map_err(|_| corrupt(format!("{name} is not 32 bytes")))
     };
-    let stream_id = StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?;
+    let stream_id = match known_stream {
+        Some(known) if known.as_str() == stream_text => known.clone(),
+        _ => StreamId::parse(stream_text).map_err(|e| corrupt(e.to_string()))?,
+    };
     if version < 1 {
         return Err(corrupt("version below 1".into()));
     }
@@ -470,8 +477,8 @@ fn decode_event(r: &rusqlite::Row<'_>) -> Result<EventEnvelope, StoreError> {
         DateTime::from_timestamp_micros(occurred_us).ok_or_else(|| corrupt("occurred_at out of range".into()))?;
     let schema: i64 = r.get(8).map_err(|e| corrupt(format!("schema_version: {e}")))?;
     let schema_version = u16::try_from(schema).map_err(|_| corrupt(format!("schema_version {schema}")))?;
-    let payload_text: String = r.get(9).map_err(|e| corrupt(format!("payload: {e}")))?;
-    let payload: Value = serde_json::from_str(&payload_text).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let payload_text = r.get_ref(9).and_then(|v| Ok(v.as_str()?)).map_err(|e| corrupt(format!("payload: {e}")))?;
+    let payload: Value = serde_json::from_str(payload_text).map_err(|e| corrupt(format!("payload: {e}")))?;
     Ok(EventEnvelope {
         stream: stream_id,
         version: version as u64,
@@ -488,19 +495,25 @@ fn decode_event(r: &rusqlite::Row<'_>) -> Result<EventEnvelope, StoreError> {
     })
 }
 
-fn read_stream_sync(conn: &Connection, stream: &StreamId, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+fn read_stream_sync(
+    conn: &Connection,
+    stream: &StreamId,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<EventEnvelope>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT stream, version, event_id, occurred_at_us, correlation_id, causation_id, idempotency_key,
              event_type, schema_version, payload, prev_hash, hash
-             FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version",
+             FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
         )
         .map_err(backend)?;
     let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![stream.as_str(), from]).map_err(backend)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![stream.as_str(), from, limit]).map_err(backend)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        let env = decode_event(row)?;
+        let env = decode_event(row, Some(stream))?;
         let expected = out.last().map_or(from_version.max(1), |e: &EventEnvelope| e.version + 1);
         if env.version != expected && !(out.is_empty() && env.version > expected) {
             return Err(StoreError::Corrupt {
@@ -522,7 +535,17 @@ impl EventStore for SqliteEventStore {
 
     async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<EventEnvelope>, StoreError> {
         let stream = stream.clone();
-        self.read(move |conn| read_stream_sync(conn, &stream, from_version)).await
+        self.read(move |conn| read_stream_sync(conn, &stream, from_version, usize::MAX)).await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| read_stream_sync(conn, &stream, from_version, limit)).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
