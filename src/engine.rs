@@ -22,13 +22,14 @@ use uuid::Uuid;
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
-use crate::domain::user::{OrderRequest, UserReject};
+use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
     Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderId, OrderType, PriceTicks,
     QtyLots, Side, StpMode, TimeInForce, UserId,
 };
 use crate::events::market_command::decode_market_command;
 use crate::events::{decode_market_event, Clock, EventStore};
+use crate::projections::{Projector, ViewStore};
 use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
 use crate::queue::{Delivery, Queue, MARKET_QUEUE, USER_QUEUE};
 
@@ -65,6 +66,21 @@ impl From<UserError> for EngineError {
             UserError::Actor(a) => EngineError::Actor(a),
         }
     }
+}
+
+/// An order named by the exchange's id or by the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderRef {
+    Id(OrderId),
+    Client(ClientOrderId),
+}
+
+/// What the projection loop has done, for the operator API and tests.
+#[derive(Debug, Default)]
+pub struct ProjectionStats {
+    pub passes: AtomicU64,
+    pub events_folded: AtomicU64,
+    pub errors: AtomicU64,
 }
 
 /// A new order as a trading client states it (already authenticated as `user`).
@@ -250,9 +266,21 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         Ok(self.registry.send_user(user, InspectUser).await?)
     }
 
-    /// An open order by id or client order id, as the user's actor knows it.
+    /// The order a client order id names (open, or among the recently closed).
     pub async fn order_by_client_id(&self, user: UserId, id: &ClientOrderId) -> Result<Option<OrderId>, EngineError> {
         Ok(self.user(user).await?.state.order_by_client_id(id))
+    }
+
+    /// An open order of the user, by id or client order id, as the user's actor knows it:
+    /// terms, remaining quantity, whether the market has acknowledged it, requests in flight.
+    /// Closed orders are in the `orders` view (`start_projections`).
+    pub async fn open_order(&self, user: UserId, order: OrderRef) -> Result<Option<OpenOrder>, EngineError> {
+        let view = self.user(user).await?;
+        let id = match order {
+            OrderRef::Id(id) => Some(id),
+            OrderRef::Client(client) => view.state.order_by_client_id(&client),
+        };
+        Ok(id.and_then(|id| view.state.open_order(id).cloned()))
     }
 
     pub async fn market(
@@ -270,6 +298,34 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         let request = MarketRequest { command, source: None, correlation_id: Uuid::now_v7() };
         self.registry.send_market(market, request).await??;
         Ok(())
+    }
+
+    /// Keeps the read models in `views` up to date: a projection loop folds every new event
+    /// into them every `every` (and once at start), until shutdown. Views lag the streams by at
+    /// most one period; `hob replay --views` rebuilds them from the events alone.
+    pub fn start_projections<V: ViewStore + 'static>(&self, views: Arc<V>, every: Duration) -> Arc<ProjectionStats> {
+        let stats = Arc::new(ProjectionStats::default());
+        let (store, mut stop, out) = (self.store.clone(), self.shutdown.subscribe(), stats.clone());
+        actix_rt::spawn(async move {
+            let projector = Projector::new();
+            while !*stop.borrow() {
+                match projector.catch_up(store.as_ref(), views.as_ref()).await {
+                    Ok(report) => {
+                        out.passes.fetch_add(1, Ordering::Relaxed);
+                        out.events_folded.fetch_add(report.events_folded, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        // Counted and retried next period; `hob replay --views` names the event.
+                        out.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = actix_rt::time::sleep(every) => {}
+                }
+            }
+        });
+        stats
     }
 
     /// Stops the relay and consumers; actors stop when the engine is dropped.

@@ -10,6 +10,7 @@ use hob::domain::{
 };
 use hob::engine::{Engine, EngineConfig, EngineError, PlaceOrder};
 use hob::events::{EventStore, SystemClock};
+use hob::projections::View;
 use hob::queue::inprocess::{DestinationConfig, InProcessQueue};
 use hob::queue::{MARKET_QUEUE, USER_QUEUE};
 use hob::store::sqlite::SqliteEventStore;
@@ -209,4 +210,44 @@ async fn a_snapshot_whose_hash_does_not_match_is_refused_and_the_stream_replayed
     assert_eq!(balance.available, Amount(5_000));
     let refused = engine.registry().deps().counters.snapshots_refused.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(refused, 1);
+}
+
+#[actix_rt::test]
+async fn live_views_follow_the_engine_and_equal_a_rebuild_from_events() {
+    use hob::projections::{diff_views, DepthView, MemoryViewStore, Projector, ViewStore};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir.path().join("hob.db"));
+    let views = Arc::new(MemoryViewStore::new());
+    let stats = engine.start_projections(views.clone(), Duration::from_millis(20));
+    let (alice, bob) = (user(1), user(2));
+    engine.deposit(alice, asset("USDT"), Amount(10_000_000)).await.unwrap();
+    engine.deposit(bob, asset("BTC"), Amount(100_000)).await.unwrap();
+    let mut ask = limit(Side::Sell, 1_000, 10, 1);
+    ask.client_order_id = Some(hob::domain::ClientOrderId::new("bob-1").unwrap());
+    let ask_id = engine.place(bob, ask).await.unwrap();
+    engine.place(alice, limit(Side::Buy, 1_000, 4, 1)).await.unwrap();
+    quiesce(&engine).await;
+
+    // the open order, by client order id
+    let client = hob::engine::OrderRef::Client(hob::domain::ClientOrderId::new("bob-1").unwrap());
+    let open = engine.open_order(bob, client).await.unwrap().expect("bob's ask is open");
+    assert_eq!((open.order.id, open.qty), (ask_id, QtyLots(6)));
+
+    // the live depth view catches up with the book
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let key = spec().id.to_string();
+    loop {
+        let depth = views.load(DepthView::KIND, &key).await.unwrap();
+        let lots = depth.as_ref().and_then(|d| d["asks"]["1000"]["qty_lots"].as_u64());
+        if lots == Some(6) && stats.events_folded.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the depth view did not catch up: {depth:?}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // and, once caught up, the live views equal views rebuilt from the events alone
+    Projector::new().catch_up(engine.store().as_ref(), views.as_ref()).await.unwrap();
+    let rebuilt = MemoryViewStore::new();
+    Projector::new().catch_up(engine.store().as_ref(), &rebuilt).await.unwrap();
+    assert!(diff_views(views.as_ref(), &rebuilt).await.unwrap().is_empty());
 }

@@ -166,6 +166,9 @@ impl Projector {
                 // Queue bookkeeping of the stream's actor (see `actors::consumed`): no view
                 // reads it, the checkpoint still passes it.
                 if envelope.event_type == crate::actors::consumed::CONSUMED {
+                    a.pass(envelope.version);
+                    b.pass(envelope.version);
+                    c.pass(envelope.version);
                     continue;
                 }
                 let event = decode(envelope).map_err(|source| ProjectionError::Decode {
@@ -241,6 +244,11 @@ impl<V: View> Slot<V> {
         })?;
         self.folded = meta.version;
         Ok(())
+    }
+
+    /// Moves past an event no view reads, so the checkpoint can pass it too.
+    fn pass(&mut self, version: u64) {
+        self.folded = self.folded.max(version);
     }
 
     /// Adds the view and its checkpoint move to `batch` if it folded anything new.
