@@ -79,6 +79,17 @@ pub async fn run_all<S: EventStore>(make: impl Fn() -> S) {
     outbox_is_delivered_in_commit_order(&make()).await;
     processed_events_insert_once(&make()).await;
     leases_expire_and_pass_on(&make()).await;
+    streams_read_in_pages(&make()).await;
+}
+
+pub async fn streams_read_in_pages<S: EventStore>(store: &S) {
+    let s = stream("BTC-USDT");
+    ok("append", store.append(request(&s, 0, (1..=5).map(event).collect(), vec![], None))).await;
+    let all = ok("read all", store.read_stream(&s, 1)).await;
+    assert_eq!(ok("page 1", store.read_stream_page(&s, 1, 2)).await, all[..2].to_vec());
+    assert_eq!(ok("page 2", store.read_stream_page(&s, 3, 2)).await, all[2..4].to_vec());
+    assert_eq!(ok("last page", store.read_stream_page(&s, 5, 2)).await, all[4..].to_vec());
+    assert!(ok("past the end", store.read_stream_page(&s, 6, 2)).await.is_empty());
 }
 
 pub async fn appends_are_ordered_and_hash_chained<S: EventStore>(store: &S) {
@@ -209,6 +220,8 @@ pub async fn outbox_is_delivered_in_commit_order<S: EventStore>(store: &S) {
     assert_eq!(keys, vec![(a.clone(), 2), (a.clone(), 2), (b.clone(), 1), (a.clone(), 3)]);
     assert_eq!(all[0].record, outbox("a1"));
     assert_eq!(ok("fetch 2", store.fetch_unpublished(2)).await, all[..2].to_vec());
+    assert_eq!(ok("fetch after", store.fetch_unpublished_after(all[1].id, 100)).await, all[2..].to_vec());
+    assert_eq!(ok("fetch after, 1", store.fetch_unpublished_after(all[0].id, 1)).await, all[1..2].to_vec());
     ok("mark", store.mark_published(&[all[0].id, all[2].id, 999_999])).await;
     let rest = ok("fetch rest", store.fetch_unpublished(100)).await;
     assert_eq!(rest, vec![all[1].clone(), all[3].clone()]);
