@@ -133,3 +133,25 @@ pub async fn replay_stream<S: crate::events::EventStore>(
         }
     }
 }
+
+/// The outcome of an actor's append, the same for every actor: on success the append is
+/// counted and the relay woken; on failure the error is typed (a conflict counted) and the
+/// caller must stop the actor, whose memory ran ahead of the store.
+pub fn settle_append<S>(
+    deps: &ActorDeps<S>,
+    stream: &StreamId,
+    result: Result<crate::events::AppendResult, StoreError>,
+) -> Result<crate::events::AppendResult, ActorError> {
+    match result {
+        Ok(stored) => {
+            Counters::bump(&deps.counters.appends);
+            deps.outbox_wake.notify_one();
+            Ok(stored)
+        }
+        Err(StoreError::VersionConflict { .. }) => {
+            Counters::bump(&deps.counters.conflicts);
+            Err(ActorError::Conflict(stream.clone()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
+use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::{
     LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderId, RestingOrder, Side, TradeId,
     UserId,
@@ -19,8 +19,7 @@ use crate::domain::{
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StoreError,
-    StreamId,
+    decode_market_event, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 
@@ -282,21 +281,15 @@ impl<S: EventStore + 'static> MarketActor<S> {
         let store = self.deps.store.clone();
         let append = async move { store.append(request).await };
         Box::pin(append.into_actor(self).map(move |result, act, ctx| {
-            let stored = match result {
+            let stored = match settle_append(&act.deps, &act.stream, result) {
                 Ok(stored) => stored,
                 Err(e) => {
                     // Memory ran ahead of the store: throw it away, rebuild from the stream.
                     ctx.stop();
-                    if let StoreError::VersionConflict { .. } = e {
-                        Counters::bump(&act.deps.counters.conflicts);
-                        return Err(ActorError::Conflict(act.stream.clone()));
-                    }
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
-            Counters::bump(&act.deps.counters.appends);
             act.version = stored.last_version;
-            act.deps.outbox_wake.notify_one();
             act.snapshot_if_due(applied);
             for reply in &mut replies {
                 reply.version = act.version;

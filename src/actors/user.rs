@@ -10,14 +10,14 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
+use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderId, PriceTicks, QtyLots, UserId,
 };
 use crate::events::market_command::encode_market_command;
 use crate::events::user_payload::{decode_user_event, decode_user_snapshot, encode_user_event, encode_user_snapshot};
-use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StoreError, StreamId};
+use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
 
 /// What a user actor can be asked to do (owned, so it can cross the mailbox).
@@ -305,20 +305,15 @@ impl<S: EventStore + 'static> UserActor<S> {
         let store = self.deps.store.clone();
         let append = async move { store.append(request).await };
         Box::pin(append.into_actor(self).map(move |result, act, ctx| {
-            let stored = match result {
+            let stored = match settle_append(&act.deps, &act.stream, result) {
                 Ok(stored) => stored,
                 Err(e) => {
+                    // Memory ran ahead of the store: throw it away, rebuild from the stream.
                     ctx.stop();
-                    if let StoreError::VersionConflict { .. } = e {
-                        Counters::bump(&act.deps.counters.conflicts);
-                        return Err(ActorError::Conflict(act.stream.clone()));
-                    }
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
-            Counters::bump(&act.deps.counters.appends);
             act.version = stored.last_version;
-            act.deps.outbox_wake.notify_one();
             act.snapshot_if_due(applied);
             for reply in replies.iter_mut().flatten() {
                 reply.version = act.version;

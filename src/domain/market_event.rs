@@ -197,3 +197,46 @@ impl CancelReason {
         }
     }
 }
+
+/// Every reason of each kind, so a stable code maps back to its reason in one place.
+macro_rules! reason_codes {
+    ($($t:ty => [$($v:ident),* $(,)?]);* $(;)?) => {$(
+        impl $t {
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
+
+            /// The reason whose `code()` is `code`.
+            pub fn from_code(code: &str) -> Option<$t> {
+                Self::ALL.iter().copied().find(|r| r.code() == code)
+            }
+        }
+    )*};
+}
+
+reason_codes! {
+    ExpireReason => [ImmediateOrCancel, MarketRemainder, GoodTillDate];
+    CancelReason => [User, SelfTradePrevention];
+    RejectReason => [
+        PostOnlyWouldCross, FokCannotFill, OffGridPrice, OffGridSize, QtyBelowMin, QtyAboveMax, BelowMinNotional,
+        NotionalOverflow, MarketHalted, UnknownOrder, NotOwner, DuplicateOrderId, AlreadyExpired,
+        PostOnlyNeedsRestingLimit, AmendToZero, AmendNoChange,
+    ];
+}
+
+#[cfg(test)]
+mod reason_code_tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_back_to_its_reason() {
+        for r in RejectReason::ALL {
+            assert_eq!(RejectReason::from_code(r.code()), Some(*r));
+        }
+        for r in ExpireReason::ALL {
+            assert_eq!(ExpireReason::from_code(r.code()), Some(*r));
+        }
+        for r in CancelReason::ALL {
+            assert_eq!(CancelReason::from_code(r.code()), Some(*r));
+        }
+        assert_eq!(RejectReason::from_code("nope"), None);
+    }
+}

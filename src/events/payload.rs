@@ -318,38 +318,13 @@ pub(crate) fn amount_from_wire(field: &'static str, s: &str) -> Result<Amount, P
     s.parse::<u128>().map(Amount).map_err(|_| bad())
 }
 
-const EXPIRE_REASONS: [ExpireReason; 3] =
-    [ExpireReason::ImmediateOrCancel, ExpireReason::MarketRemainder, ExpireReason::GoodTillDate];
-const CANCEL_REASONS: [CancelReason; 2] = [CancelReason::User, CancelReason::SelfTradePrevention];
-const REJECT_REASONS: [RejectReason; 16] = [
-    RejectReason::PostOnlyWouldCross,
-    RejectReason::FokCannotFill,
-    RejectReason::OffGridPrice,
-    RejectReason::OffGridSize,
-    RejectReason::QtyBelowMin,
-    RejectReason::QtyAboveMax,
-    RejectReason::BelowMinNotional,
-    RejectReason::NotionalOverflow,
-    RejectReason::MarketHalted,
-    RejectReason::UnknownOrder,
-    RejectReason::NotOwner,
-    RejectReason::DuplicateOrderId,
-    RejectReason::AlreadyExpired,
-    RejectReason::PostOnlyNeedsRestingLimit,
-    RejectReason::AmendToZero,
-    RejectReason::AmendNoChange,
-];
-
-fn code_from_wire<T: Copy>(
+/// The reason a stable code names, or a typed error naming the field.
+pub(crate) fn code_from_wire<T>(
     field: &'static str,
-    all: &[T],
-    code: impl Fn(T) -> &'static str,
+    from_code: fn(&str) -> Option<T>,
     s: &str,
 ) -> Result<T, PayloadError> {
-    all.iter()
-        .copied()
-        .find(|r| code(*r) == s)
-        .ok_or_else(|| PayloadError::UnknownCode { field, value: s.chars().take(64).collect() })
+    from_code(s).ok_or_else(|| PayloadError::UnknownCode { field, value: s.chars().take(64).collect() })
 }
 
 impl From<&NewOrder> for WireAccepted {
@@ -505,12 +480,12 @@ impl TryFrom<WireMarketEvent> for MarketEvent {
             WireMarketEvent::Expired(e) => MarketEvent::Expired {
                 order: OrderId(e.order_id),
                 remaining: QtyLots(e.remaining_lots),
-                reason: code_from_wire("reason", &EXPIRE_REASONS, ExpireReason::code, &e.reason)?,
+                reason: code_from_wire("reason", ExpireReason::from_code, &e.reason)?,
             },
             WireMarketEvent::Cancelled(c) => MarketEvent::Cancelled {
                 order: OrderId(c.order_id),
                 remaining: QtyLots(c.remaining_lots),
-                reason: code_from_wire("reason", &CANCEL_REASONS, CancelReason::code, &c.reason)?,
+                reason: code_from_wire("reason", CancelReason::from_code, &c.reason)?,
             },
             WireMarketEvent::Amended(a) => MarketEvent::Amended {
                 order: OrderId(a.order_id),
@@ -520,7 +495,7 @@ impl TryFrom<WireMarketEvent> for MarketEvent {
             },
             WireMarketEvent::Rejected(r) => MarketEvent::Rejected {
                 order: OrderId(r.order_id),
-                reason: code_from_wire("reason", &REJECT_REASONS, RejectReason::code, &r.reason)?,
+                reason: code_from_wire("reason", RejectReason::from_code, &r.reason)?,
             },
             WireMarketEvent::Halted(_) => MarketEvent::Halted,
             WireMarketEvent::Resumed(_) => MarketEvent::Resumed,
@@ -592,13 +567,13 @@ mod tests {
             MarketEvent::Halted,
             MarketEvent::Resumed,
         ];
-        for reason in EXPIRE_REASONS {
+        for &reason in ExpireReason::ALL {
             events.push(MarketEvent::Expired { order: OrderId(3), remaining: QtyLots(4), reason });
         }
-        for reason in CANCEL_REASONS {
+        for &reason in CancelReason::ALL {
             events.push(MarketEvent::Cancelled { order: OrderId(3), remaining: QtyLots(4), reason });
         }
-        for reason in REJECT_REASONS {
+        for &reason in RejectReason::ALL {
             events.push(MarketEvent::Rejected { order: OrderId(3), reason });
         }
         events

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::payload::{
-    amount_from_wire, side_from_wire, side_to_wire, user_from_wire, PayloadError, WireAccepted, WireSide, WireTraded,
+    amount_from_wire, code_from_wire, side_from_wire, side_to_wire, user_from_wire, PayloadError, WireAccepted,
+    WireSide, WireTraded,
 };
 use super::upcast::upcast_to_current;
 use crate::domain::{
@@ -323,41 +324,8 @@ fn amount(field: &'static str, s: &str) -> Result<crate::domain::Amount, UserPay
     Ok(amount_from_wire(field, s)?)
 }
 
-fn code_from_wire<T: Copy>(
-    field: &'static str,
-    all: &[T],
-    code: impl Fn(T) -> &'static str,
-    s: &str,
-) -> Result<T, UserPayloadError> {
-    all.iter().copied().find(|r| code(*r) == s).ok_or_else(|| {
-        UserPayloadError::Payload(PayloadError::UnknownCode { field, value: s.chars().take(64).collect() })
-    })
-}
-
-const EXPIRE_REASONS: [ExpireReason; 3] =
-    [ExpireReason::ImmediateOrCancel, ExpireReason::MarketRemainder, ExpireReason::GoodTillDate];
-const CANCEL_REASONS: [CancelReason; 2] = [CancelReason::User, CancelReason::SelfTradePrevention];
-const REJECT_REASONS: [RejectReason; 16] = [
-    RejectReason::PostOnlyWouldCross,
-    RejectReason::FokCannotFill,
-    RejectReason::OffGridPrice,
-    RejectReason::OffGridSize,
-    RejectReason::QtyBelowMin,
-    RejectReason::QtyAboveMax,
-    RejectReason::BelowMinNotional,
-    RejectReason::NotionalOverflow,
-    RejectReason::MarketHalted,
-    RejectReason::UnknownOrder,
-    RejectReason::NotOwner,
-    RejectReason::DuplicateOrderId,
-    RejectReason::AlreadyExpired,
-    RejectReason::PostOnlyNeedsRestingLimit,
-    RejectReason::AmendToZero,
-    RejectReason::AmendNoChange,
-];
-
 fn reject_from_wire(s: &str) -> Result<RejectReason, UserPayloadError> {
-    code_from_wire("reason", &REJECT_REASONS, RejectReason::code, s)
+    Ok(code_from_wire("reason", RejectReason::from_code, s)?)
 }
 
 impl From<&OrderLock> for WireLock {
@@ -435,8 +403,8 @@ fn release_to_wire(r: ReleaseReason) -> (String, String) {
 
 fn release_from_wire(kind: &str, code: &str) -> Result<ReleaseReason, UserPayloadError> {
     Ok(match kind {
-        "cancelled" => ReleaseReason::Cancelled(code_from_wire("code", &CANCEL_REASONS, CancelReason::code, code)?),
-        "expired" => ReleaseReason::Expired(code_from_wire("code", &EXPIRE_REASONS, ExpireReason::code, code)?),
+        "cancelled" => ReleaseReason::Cancelled(code_from_wire("code", CancelReason::from_code, code)?),
+        "expired" => ReleaseReason::Expired(code_from_wire("code", ExpireReason::from_code, code)?),
         "rejected" => ReleaseReason::Rejected(reject_from_wire(code)?),
         other => {
             return Err(PayloadError::UnknownCode { field: "kind", value: other.chars().take(64).collect() }.into())
@@ -887,7 +855,7 @@ mod tests {
             UserEvent::FillApplied { market: m, order: o, trade },
             UserEvent::OrderClosed { market: m, order: o, released: Amount(0) },
         ];
-        for r in EXPIRE_REASONS {
+        for &r in ExpireReason::ALL {
             events.push(UserEvent::OrderReleased {
                 market: m,
                 order: o,
@@ -895,7 +863,7 @@ mod tests {
                 reason: ReleaseReason::Expired(r),
             });
         }
-        for r in CANCEL_REASONS {
+        for &r in CancelReason::ALL {
             events.push(UserEvent::OrderReleased {
                 market: m,
                 order: o,
@@ -903,7 +871,7 @@ mod tests {
                 reason: ReleaseReason::Cancelled(r),
             });
         }
-        for r in REJECT_REASONS {
+        for &r in RejectReason::ALL {
             events.push(UserEvent::OrderReleased {
                 market: m,
                 order: o,
