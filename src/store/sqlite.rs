@@ -170,6 +170,10 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+    // Checkpoint the WAL every ~40 MB rather than every 4 MB: checkpoints fsync the main file,
+    // and fewer of them leave the commit path to the one WAL fsync per group commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(backend)?;
+    conn.pragma_update(None, "cache_size", -65_536).map_err(backend)?;
     Ok(conn)
 }
 
