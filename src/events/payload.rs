@@ -224,7 +224,7 @@ impl WireMarketEvent {
         fn json<T: Serialize>(v: &T) -> Value {
             // Plain structs of integers, strings, bools and unit enums: serializing them to a
             // Value cannot fail (no maps with non-string keys, no fallible Serialize impls).
-            serde_json::to_value(v).expect("wire structs always serialize")
+            serde_json::to_value(v).expect("cannot fail: wire structs always serialize")
         }
         match self {
             WireMarketEvent::Accepted(p) => json(p),

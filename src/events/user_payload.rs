@@ -234,7 +234,7 @@ impl WireUserEvent {
     pub fn to_payload(&self) -> Value {
         fn json<T: Serialize>(v: &T) -> Value {
             // Plain structs of integers, strings, bools and unit enums always serialize.
-            serde_json::to_value(v).expect("wire structs always serialize")
+            serde_json::to_value(v).expect("cannot fail: wire structs always serialize")
         }
         match self {
             WireUserEvent::Deposited(p) | WireUserEvent::Withdrawn(p) | WireUserEvent::SettlementConfirmed(p) => {
@@ -690,7 +690,7 @@ pub fn encode_user_snapshot(state: &UserState) -> Vec<u8> {
             .collect(),
     };
     // Plain structs of integers, strings and options always serialize.
-    serde_json::to_vec(&wire).expect("snapshot wire structs always serialize")
+    serde_json::to_vec(&wire).expect("cannot fail: snapshot wire structs always serialize")
 }
 
 /// Restores a state written by [`encode_user_snapshot`], checking every value.
