@@ -418,33 +418,20 @@ fn route_market<S: EventStore + 'static>(
     list: Vec<Delivery>,
 ) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let mut items = Vec::with_capacity(list.len());
-        let mut error = None;
-        for delivery in &list {
-            match decode_market_command(&delivery.message.body) {
-                Ok(command) => items.push(MarketRequest {
-                    command,
-                    source: Some(delivery.message.source.clone()),
-                    correlation_id: Uuid::now_v7(),
-                }),
-                Err(e) => {
-                    error = Some(EngineError::BadRecord(e.to_string()));
-                    break;
-                }
-            }
-        }
+        let (items, error) = decode_prefix(&list, |delivery| {
+            let command =
+                decode_market_command(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
+            Ok(MarketRequest { command, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() })
+        });
         let done = items.len();
         let sent = async {
             let market = market_of_group(&list[0].message.group)?;
             if !items.is_empty() {
                 registry.send_market(market, MarketBatch { items }).await??;
             }
-            Ok::<(), EngineError>(())
+            Ok(())
         };
-        match sent.await {
-            Ok(()) => GroupOutcome { done, error },
-            Err(e) => GroupOutcome { done: 0, error: Some(e) },
-        }
+        GroupOutcome::of(done, error, sent.await)
     })
 }
 
@@ -453,21 +440,10 @@ fn route_user<S: EventStore + 'static>(
     list: Vec<Delivery>,
 ) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let mut items = Vec::with_capacity(list.len());
-        let mut error = None;
-        for delivery in &list {
-            match decode_outcome(&delivery.message.body) {
-                Ok(op) => items.push(UserRequest {
-                    op,
-                    source: Some(delivery.message.source.clone()),
-                    correlation_id: Uuid::now_v7(),
-                }),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
+        let (items, error) = decode_prefix(&list, |delivery| {
+            let op = decode_outcome(&delivery.message.body)?;
+            Ok(UserRequest { op, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() })
+        });
         let done = items.len();
         let sent = async {
             let user = user_of_group(&list[0].message.group)?;
@@ -475,13 +451,36 @@ fn route_user<S: EventStore + 'static>(
                 // Refusals of single items are answers, not failures: the record is consumed.
                 registry.send_user(user, UserBatch { items }).await??;
             }
-            Ok::<(), EngineError>(())
+            Ok(())
         };
-        match sent.await {
-            Ok(()) => GroupOutcome { done, error },
+        GroupOutcome::of(done, error, sent.await)
+    })
+}
+
+/// Decodes a group's deliveries up to the first that cannot be read: a bad record must not
+/// hold back the good ones before it, and the ones after it wait to keep the group's order.
+fn decode_prefix<T>(
+    list: &[Delivery],
+    decode: impl Fn(&Delivery) -> Result<T, EngineError>,
+) -> (Vec<T>, Option<EngineError>) {
+    let mut items = Vec::with_capacity(list.len());
+    for delivery in list {
+        match decode(delivery) {
+            Ok(item) => items.push(item),
+            Err(e) => return (items, Some(e)),
+        }
+    }
+    (items, None)
+}
+
+impl GroupOutcome {
+    /// `done` items were sent; `decode_error` stopped the rest; `sent` is the actor's answer.
+    fn of(done: usize, decode_error: Option<EngineError>, sent: Result<(), EngineError>) -> GroupOutcome {
+        match sent {
+            Ok(()) => GroupOutcome { done, error: decode_error },
             Err(e) => GroupOutcome { done: 0, error: Some(e) },
         }
-    })
+    }
 }
 
 /// A user-queue record: one market event about one of the user's orders.
