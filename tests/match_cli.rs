@@ -638,3 +638,18 @@ fn the_same_input_gives_byte_identical_output() {
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "book");
 }
+
+#[test]
+fn a_client_order_id_is_echoed_on_acceptance_and_a_bad_one_is_refused() {
+    let out = events(
+        &["--tick", "0.01", "--lot", "1"],
+        &[
+            r#"{"op":"place","id":"o1","user":"alice","side":"buy","price":"100.50","qty":"2","client_order_id":"alice-7"}"#,
+            r#"{"op":"place","id":"o2","user":"alice","side":"buy","price":"100.50","qty":"2","client_order_id":"no spaces allowed"}"#,
+        ],
+    );
+    assert_eq!(out[0], json!({"event": "accepted", "id": "o1", "client_order_id": "alice-7"}));
+    assert_eq!(out[2]["event"], "rejected");
+    assert_eq!(out[2]["reason"], "malformed");
+    assert_eq!(out[2]["line"], 2);
+}

@@ -124,6 +124,8 @@ struct Session {
     events: Vec<MarketEvent>,
     /// The name the current line used for an order that was never placed.
     unknown_name: String,
+    /// Client order ids given on place lines, echoed on `accepted`.
+    client_ids: HashMap<OrderId, String>,
 }
 
 /// An order id no name ever maps to, for commands about names never placed.
@@ -155,6 +157,7 @@ impl Session {
             now: TimestampMs(0),
             events: Vec::new(),
             unknown_name: String::new(),
+            client_ids: HashMap::new(),
         })
     }
 
@@ -273,6 +276,9 @@ impl Session {
             return Err(malformed("a market order cannot rest: use ioc or fok"));
         }
         let id = OrderId(self.order_names.len() as u64);
+        if let Some(client_id) = &p.client_order_id {
+            self.client_ids.insert(id, client_id.clone());
+        }
         self.order_ids.insert(p.id.clone(), id);
         self.order_names.push(p.id.clone());
         Ok(MarketCommand::Place(NewOrder {
@@ -302,7 +308,12 @@ impl Session {
     fn render(&self, line_no: u64, event: &MarketEvent) -> Option<Value> {
         let g = &self.grid;
         Some(match event {
-            MarketEvent::Accepted(order) => json!({"event": "accepted", "id": self.name(order.id)}),
+            MarketEvent::Accepted(order) => match self.client_ids.get(&order.id) {
+                Some(client_id) => {
+                    json!({"event": "accepted", "id": self.name(order.id), "client_order_id": client_id})
+                }
+                None => json!({"event": "accepted", "id": self.name(order.id)}),
+            },
             MarketEvent::Rested { order, price, qty, .. } => {
                 json!({"event": "rested", "id": self.name(*order), "price": g.price_str(*price), "qty": g.qty_str(*qty)})
             }
