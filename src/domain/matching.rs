@@ -113,9 +113,12 @@ impl Market {
     /// The events `command` produces at time `now`, appended to `out`. Due good-till-date
     /// orders expire first, whatever the command.
     pub fn decide(&self, command: MarketCommand, now: TimestampMs, out: &mut Vec<MarketEvent>) {
-        for order in self.book.due_expiries(now) {
-            let remaining = self.book.get(order).map_or(QtyLots::ZERO, |o| o.qty);
-            out.push(MarketEvent::Expired { order, remaining, reason: ExpireReason::GoodTillDate });
+        // Most books hold no good-till-date order: skip even the empty range search then.
+        if self.book.has_expiries() {
+            for order in self.book.due_expiries(now) {
+                let remaining = self.book.get(order).map_or(QtyLots::ZERO, |o| o.qty);
+                out.push(MarketEvent::Expired { order, remaining, reason: ExpireReason::GoodTillDate });
+            }
         }
         match command {
             MarketCommand::Place(order) => self.decide_place(order, now, out),
@@ -141,6 +144,10 @@ impl Market {
     }
 
     /// Folds one event into the state.
+    // Inlined into `execute`'s loop: an amend's two events then reach `lift` and `insert`
+    // without the event's fields going through a by-value `RestingOrder` on the stack (~2%
+    // on mix (a)), as do `check_taker` and `finish_taker`, which nearly always do little.
+    #[inline]
     pub fn apply(&mut self, event: &MarketEvent) -> Result<(), ApplyError> {
         match *event {
             MarketEvent::Accepted(_) | MarketEvent::Rejected { .. } => {}
@@ -313,6 +320,7 @@ impl Market {
     }
 
     /// Checks that depend on the opposite side of the book: post-only and fill-or-kill.
+    #[inline]
     fn check_taker(&self, taker: &Taker, now: TimestampMs) -> Result<(), RejectReason> {
         if taker.post_only {
             let crosses = self
@@ -357,6 +365,12 @@ impl Market {
     /// when self-trade prevention cancelled the taker.
     fn match_taker(&self, taker: &Taker, now: TimestampMs, out: &mut Vec<MarketEvent>) -> Option<QtyLots> {
         let mut remaining = taker.qty;
+        // Most orders (and nearly every amend) do not reach the other side: settle that from
+        // the best price alone, before the walk builds a view of the first maker.
+        match self.book.best_price(taker.side.opposite()) {
+            Some(best) if taker.crosses(best) => {}
+            _ => return Some(remaining),
+        }
         let mut next_trade = self.next_trade;
         let stopped = self.book.walk(taker.side.opposite(), |maker| {
             if remaining.is_zero() || !taker.crosses(maker.price) {
@@ -405,6 +419,7 @@ impl Market {
         }
     }
 
+    #[inline]
     fn finish_taker(
         &self,
         taker: &Taker,

@@ -4,7 +4,7 @@
 //! replace, match at the top of the book):
 //! - every resting order is a fixed-size node in one slab (`Vec<Node>`), linked into its
 //!   price level's FIFO queue by `u32` indices. No allocation per order once the slab has
-//!   grown, and nodes are small (48 bytes) so a level's queue walks through few cache lines;
+//!   grown, and nodes are small (32 bytes, never across two cache lines) so a level's queue walks through few cache lines;
 //! - `OrderId -> slot` is `OrderIndex`, an open-addressing table of 8-byte entries (a hash
 //!   tag and the slot; the id itself is compared through the node, which a lookup reads
 //!   anyway), so cancel and amend are O(1): unlink the node, no search. On a large book the
@@ -73,22 +73,57 @@ pub enum BookError {
     Full(usize),
 }
 
+/// 32 bytes, so with the slab 32-aligned (`#[repr(align(32))]`) no node straddles two cache
+/// lines: on a large book a node read is a cache miss, and at 48 bytes half the nodes were two.
+/// Hence no price (the level's), no side (the level's), the flags packed beside the user slot,
+/// and a good-till-date expiry in a side table (rare, and read only when the flag says so).
 #[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
 struct Node {
     id: OrderId,
-    // No price: it is the level's. 48 bytes rather than 56 means fewer nodes straddle two
-    // cache lines, which matters on a large book where a node read is a cache miss.
     qty: QtyLots,
-    /// `u64::MAX` for no expiry, to keep the node small.
-    expiry_ms: u64,
     prev: u32,
     /// Next in the level's queue; for a free node, the next free node.
     next: u32,
     level: u32,
+    /// The interned user in the low bits, `Flags` in the top bits.
     user: u32,
-    side: Side,
-    post_only: bool,
-    stp: StpMode,
+}
+
+/// The top bits of `Node::user`.
+struct Flags;
+
+impl Flags {
+    const POST_ONLY: u32 = 1 << 31;
+    const HAS_EXPIRY: u32 = 1 << 30;
+    const STP_SHIFT: u32 = 28;
+    const STP: u32 = 3 << Self::STP_SHIFT;
+    /// Interned users are below this (2^28: far more than any one book sees).
+    const USER: u32 = (1 << Self::STP_SHIFT) - 1;
+
+    fn pack(user: u32, order: &RestingOrder) -> u32 {
+        let stp = match order.stp {
+            StpMode::ExpireMaker => 0,
+            StpMode::ExpireTaker => 1,
+            StpMode::ExpireBoth => 2,
+        };
+        let mut word = user | stp << Self::STP_SHIFT;
+        if order.post_only {
+            word |= Self::POST_ONLY;
+        }
+        if order.expiry.is_some() {
+            word |= Self::HAS_EXPIRY;
+        }
+        word
+    }
+
+    fn stp(word: u32) -> StpMode {
+        match (word & Self::STP) >> Self::STP_SHIFT {
+            0 => StpMode::ExpireMaker,
+            1 => StpMode::ExpireTaker,
+            _ => StpMode::ExpireBoth,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -99,6 +134,8 @@ struct Level {
     head: u32,
     /// Tail of the queue; for a free level, the next free level.
     tail: u32,
+    /// The side of every order in the level (kept here rather than in each node).
+    side: Side,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +158,8 @@ pub struct OrderBook {
     user_slots: FxHashMap<UserId, u32>,
     /// Good-till-date orders by expiry, so the due ones are found without a scan.
     expiries: BTreeSet<(TimestampMs, OrderId)>,
+    /// Slot -> expiry of the resting orders flagged `HAS_EXPIRY` (kept out of the nodes).
+    expiry_at: FxHashMap<u32, TimestampMs>,
     /// Empty levels still in `bids`/`asks` as placeholders (see `unlink`).
     placeholders: usize,
     /// The slot of the order taken off the book by `lift`, or `NIL`. It is off the book in
@@ -144,6 +183,7 @@ impl Default for OrderBook {
             users: Vec::new(),
             user_slots: FxHashMap::default(),
             expiries: BTreeSet::new(),
+            expiry_at: FxHashMap::default(),
             placeholders: 0,
             lifted: NIL,
         }
@@ -184,6 +224,8 @@ impl OrderBook {
     }
 
     /// Appends an order at the back of its price level.
+    // Inlined (like `lift`) into `Market::apply`, the re-entry half of every amend.
+    #[inline]
     pub fn insert(&mut self, order: RestingOrder) -> Result<(), BookError> {
         if order.qty.is_zero() {
             return Err(BookError::ZeroQty);
@@ -192,11 +234,12 @@ impl OrderBook {
             // The re-entry of an amended order: its slot and index entry are still there, and
             // usually its user too.
             let slot = std::mem::replace(&mut self.lifted, NIL);
-            let old = self.nodes[slot as usize].user;
-            let user = if self.users[old as usize] == order.user { old } else { self.user_slot(order.user) };
+            let old = self.nodes[slot as usize].user & Flags::USER;
+            let user = if self.users[old as usize] == order.user { old } else { self.user_slot(order.user)? };
             (slot, user)
         } else {
-            (self.claim_slot(order.id)?, self.user_slot(order.user))
+            let user = self.user_slot(order.user)?;
+            (self.claim_slot(order.id)?, user)
         };
         let level = self.level_for_insert(order.side, order.price);
         let lvl = &mut self.levels[level as usize];
@@ -207,18 +250,7 @@ impl OrderBook {
         }
         lvl.qty += order.qty;
         lvl.orders += 1;
-        let node = Node {
-            id: order.id,
-            qty: order.qty,
-            expiry_ms: order.expiry.map_or(u64::MAX, |t| t.0),
-            prev,
-            next: NIL,
-            level,
-            user,
-            side: order.side,
-            post_only: order.post_only,
-            stp: order.stp,
-        };
+        let node = Node { id: order.id, qty: order.qty, prev, next: NIL, level, user: Flags::pack(user, &order) };
         if slot as usize == self.nodes.len() {
             self.nodes.push(node);
         } else {
@@ -229,6 +261,7 @@ impl OrderBook {
         }
         if let Some(at) = order.expiry {
             self.expiries.insert((at, order.id));
+            self.expiry_at.insert(slot, at);
         }
         Ok(())
     }
@@ -249,6 +282,7 @@ impl OrderBook {
     /// `insert` of the same id, which then costs no hashing. Only one order is lifted at a
     /// time: lifting another releases the previous one for good, as does `discard` or
     /// `forget_lifted` of its id.
+    #[inline]
     pub fn lift(&mut self, id: OrderId) -> Result<(), BookError> {
         self.release_lifted();
         let slot = self.slot(id).ok_or(BookError::UnknownOrder(id))?;
@@ -384,8 +418,10 @@ impl OrderBook {
     fn take_off(&mut self, slot: u32) {
         let node = self.nodes[slot as usize];
         self.unlink(slot, node);
-        if node.expiry_ms != u64::MAX {
-            self.expiries.remove(&(TimestampMs(node.expiry_ms), node.id));
+        if node.user & Flags::HAS_EXPIRY != 0 {
+            if let Some(at) = self.expiry_at.remove(&slot) {
+                self.expiries.remove(&(at, node.id));
+            }
         }
     }
 
@@ -397,25 +433,31 @@ impl OrderBook {
     #[inline]
     fn view(&self, slot: u32) -> RestingOrder {
         let n = &self.nodes[slot as usize];
+        let level = &self.levels[n.level as usize];
+        let expiry = if n.user & Flags::HAS_EXPIRY != 0 { self.expiry_at.get(&slot).copied() } else { None };
         RestingOrder {
             id: n.id,
-            user: self.users[n.user as usize],
-            side: n.side,
-            price: self.levels[n.level as usize].price,
+            user: self.users[(n.user & Flags::USER) as usize],
+            side: level.side,
+            price: level.price,
             qty: n.qty,
-            expiry: (n.expiry_ms != u64::MAX).then_some(TimestampMs(n.expiry_ms)),
-            post_only: n.post_only,
-            stp: n.stp,
+            expiry,
+            post_only: n.user & Flags::POST_ONLY != 0,
+            stp: Flags::stp(n.user),
         }
     }
 
-    fn user_slot(&mut self, user: UserId) -> u32 {
+    fn user_slot(&mut self, user: UserId) -> Result<u32, BookError> {
         let next = self.users.len() as u32;
+        if next > Flags::USER {
+            // Every slot is taken; a known user still has one.
+            return self.user_slots.get(&user).copied().ok_or(BookError::Full(self.index.len));
+        }
         let slot = *self.user_slots.entry(user).or_insert(next);
         if slot == next {
             self.users.push(user);
         }
-        slot
+        Ok(slot)
     }
 
     #[inline]
@@ -451,7 +493,7 @@ impl OrderBook {
             }
             Entry::Vacant(v) => v,
         };
-        let fresh = Level { price, qty: QtyLots::ZERO, orders: 0, head: NIL, tail: NIL };
+        let fresh = Level { price, qty: QtyLots::ZERO, orders: 0, head: NIL, tail: NIL, side };
         let level = match self.free_level {
             Some(level) => {
                 self.free_level = link(self.levels[level as usize].tail);
@@ -489,7 +531,7 @@ impl OrderBook {
         if level.orders > 0 {
             return;
         }
-        let (by_price, levels) = match node.side {
+        let (by_price, levels) = match level.side {
             Side::Buy => (&mut self.bid_at, &mut self.bids),
             Side::Sell => (&mut self.ask_at, &mut self.asks),
         };
@@ -546,6 +588,7 @@ impl OrderBook {
             + self.users.capacity() * size_of::<UserId>()
             + self.user_slots.capacity() * (size_of::<(UserId, u32)>() + 1) * 8 / 7
             + self.expiries.len() * (size_of::<(TimestampMs, OrderId)>() + 8)
+            + self.expiry_at.capacity() * (size_of::<(u32, TimestampMs)>() + 1) * 8 / 7
     }
 }
 
@@ -868,7 +911,33 @@ mod tests {
     }
 
     #[test]
+    fn flags_and_expiry_kept_outside_the_node_read_back_exactly() {
+        let mut book = OrderBook::new();
+        let stps = [StpMode::ExpireMaker, StpMode::ExpireTaker, StpMode::ExpireBoth];
+        let mut all = vec![];
+        for (i, stp) in stps.into_iter().enumerate() {
+            for post_only in [false, true] {
+                let id = all.len() as u64 + 1;
+                let mut o = order(id, if post_only { Side::Sell } else { Side::Buy }, 100 + id * 10, id);
+                o.stp = stp;
+                o.post_only = post_only;
+                o.expiry = (i != 1).then_some(TimestampMs(id * 7));
+                book.insert(o).unwrap();
+                all.push(o);
+            }
+        }
+        assert!(all.iter().all(|o| book.get(o.id) == Some(*o)));
+        // A lifted GTD order re-enters with its expiry; a removed one leaves none behind.
+        book.lift(all[0].id).unwrap();
+        book.insert(all[0]).unwrap();
+        book.remove(all[1].id).unwrap();
+        assert_eq!(book.get(all[0].id), Some(all[0]));
+        assert_eq!(book.due_expiries(TimestampMs(u64::MAX)).count(), 3);
+        assert_eq!(book.expiry_at.len(), 3);
+    }
+
+    #[test]
     fn nodes_stay_small() {
-        assert!(std::mem::size_of::<Node>() <= 48);
+        assert_eq!(std::mem::size_of::<Node>(), 32);
     }
 }
