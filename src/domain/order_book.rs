@@ -4,7 +4,8 @@
 //! replace, match at the top of the book):
 //! - every resting order is a fixed-size node in one slab (`Vec<Node>`), linked into its
 //!   price level's FIFO queue by `u32` indices. No allocation per order once the slab has
-//!   grown, and nodes are small (32 bytes, never across two cache lines) so a level's queue walks through few cache lines;
+//!   grown, and nodes are small (32 bytes, never across two cache lines) so walking a
+//!   level touches few cache lines;
 //! - `OrderId -> slot` is `OrderIndex`, an open-addressing table of 8-byte entries (a hash
 //!   tag and the slot; the id itself is compared through the node, which a lookup reads
 //!   anyway), so cancel and amend are O(1): unlink the node, no search. On a large book the
