@@ -251,3 +251,31 @@ async fn live_views_follow_the_engine_and_equal_a_rebuild_from_events() {
     Projector::new().catch_up(engine.store().as_ref(), &rebuilt).await.unwrap();
     assert!(diff_views(views.as_ref(), &rebuilt).await.unwrap().is_empty());
 }
+
+#[actix_rt::test]
+async fn an_unreadable_queue_record_ends_as_a_dead_letter_and_trading_goes_on() {
+    use hob::queue::{market_group, MessageSource, Queue, QueueMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&dir.path().join("hob.db"));
+    let (alice, bob) = (user(1), user(2));
+    engine.deposit(alice, asset("USDT"), Amount(10_000_000)).await.unwrap();
+    engine.deposit(bob, asset("BTC"), Amount(100_000)).await.unwrap();
+    // given a record on the market queue that is not a market command
+    let bad = QueueMessage {
+        group: market_group(spec().id),
+        dedup_id: "garbage".into(),
+        body: serde_json::json!({"op": "explode"}),
+        source: MessageSource { stream: hob::events::StreamId::admin(), version: 1, index: 0 },
+    };
+    engine.queue().send_batch(MARKET_QUEUE, vec![bad]).await.unwrap();
+    // when orders for the same market follow it
+    engine.place(bob, limit(Side::Sell, 1_000, 3, 1)).await.unwrap();
+    engine.place(alice, limit(Side::Buy, 1_000, 3, 1)).await.unwrap();
+    quiesce(&engine).await;
+    // then the bad record is set aside and the orders trade
+    let dead = engine.queue().dead_letters(MARKET_QUEUE).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.body["op"], "explode");
+    let alice_btc = engine.user(alice).await.unwrap().state.account().balance(asset("BTC"));
+    assert_eq!(alice_btc.settling, Amount(3_000));
+}
