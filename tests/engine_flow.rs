@@ -279,3 +279,27 @@ async fn an_unreadable_queue_record_ends_as_a_dead_letter_and_trading_goes_on() 
     let alice_btc = engine.user(alice).await.unwrap().state.account().balance(asset("BTC"));
     assert_eq!(alice_btc.settling, Amount(3_000));
 }
+
+#[actix_rt::test]
+async fn a_version_conflict_stops_the_actor_and_the_next_message_rebuilds_it() {
+    // Two engines on one file: each user actor believes it is the only writer of its stream.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hob.db");
+    let a = start(&path);
+    let b = start(&path);
+    let alice = user(1);
+    // both load alice's actor at version 0
+    a.deposit(alice, asset("USDT"), Amount(1_000)).await.unwrap();
+    assert_eq!(b.user(alice).await.unwrap().version, 1, "b replays a's deposit on first use");
+    a.deposit(alice, asset("USDT"), Amount(2_000)).await.unwrap();
+    // when b appends from its stale version 1, the store refuses and b's actor stops
+    let stale = b.deposit(alice, asset("USDT"), Amount(4_000)).await;
+    assert!(matches!(stale, Err(EngineError::Actor(hob::actors::ActorError::Conflict(_)))), "{stale:?}");
+    let counters = &b.registry().deps().counters;
+    assert_eq!(counters.conflicts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // then the next message rebuilds it from the stream, and nothing was lost or doubled
+    b.deposit(alice, asset("USDT"), Amount(4_000)).await.unwrap();
+    assert_eq!(counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let balance = b.user(alice).await.unwrap().state.account().balance(asset("USDT"));
+    assert_eq!(balance.available, Amount(7_000));
+}
