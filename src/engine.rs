@@ -31,7 +31,7 @@ use crate::events::market_command::decode_market_command;
 use crate::events::{decode_market_event, Clock, EventStore};
 use crate::projections::{Projector, ViewStore};
 use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
-use crate::queue::{Delivery, Queue, MARKET_QUEUE, USER_QUEUE};
+use crate::queue::{Delivery, MessageSource, Queue, Receipt, MARKET_QUEUE, USER_QUEUE};
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -394,17 +394,23 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
                 None => groups.push((delivery.message.group.clone(), vec![delivery])),
             }
         }
-        let outcomes = join_all(groups.iter().map(|(_, list)| route(registry.clone(), list.clone()))).await;
-        for ((_, list), outcome) in groups.iter().zip(outcomes) {
-            for (i, delivery) in list.iter().enumerate() {
+        // The routes take the deliveries (their bodies are decoded, not copied); what the
+        // acks need is kept aside.
+        let receipts: Vec<Vec<(Receipt, MessageSource)>> = groups
+            .iter()
+            .map(|(_, list)| list.iter().map(|d| (d.receipt.clone(), d.message.source.clone())).collect())
+            .collect();
+        let outcomes = join_all(groups.into_iter().map(|(_, list)| route(registry.clone(), list))).await;
+        for (group, outcome) in receipts.iter().zip(outcomes) {
+            for (i, (receipt, source)) in group.iter().enumerate() {
                 let result = if i < outcome.done {
                     if let Some(tracker) = &tracker {
-                        tracker.confirm(&delivery.message.source);
+                        tracker.confirm(source);
                     }
-                    queue.ack(destination, &delivery.receipt).await
+                    queue.ack(destination, receipt).await
                 } else {
                     let after = if i == outcome.done && outcome.error.is_some() { RETRY_AFTER } else { Duration::ZERO };
-                    queue.nack(destination, &delivery.receipt, after).await
+                    queue.nack(destination, receipt, after).await
                 };
                 // An expired receipt means the record comes back and is deduplicated then.
                 let _ = result;
@@ -418,14 +424,15 @@ fn route_market<S: EventStore + 'static>(
     list: Vec<Delivery>,
 ) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let (items, error) = decode_prefix(&list, |delivery| {
+        let group = list.first().map(|d| d.message.group.clone()).unwrap_or_default();
+        let (items, error) = decode_prefix(list, |delivery| {
             let command =
                 decode_market_command(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
             Ok(MarketRequest { command, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() })
         });
         let done = items.len();
         let sent = async {
-            let market = market_of_group(&list[0].message.group)?;
+            let market = market_of_group(&group)?;
             if !items.is_empty() {
                 registry.send_market(market, MarketBatch { items }).await??;
             }
@@ -440,13 +447,14 @@ fn route_user<S: EventStore + 'static>(
     list: Vec<Delivery>,
 ) -> LocalBoxFuture<'static, GroupOutcome> {
     Box::pin(async move {
-        let (items, error) = decode_prefix(&list, |delivery| {
-            let op = decode_outcome(&delivery.message.body)?;
+        let group = list.first().map(|d| d.message.group.clone()).unwrap_or_default();
+        let (items, error) = decode_prefix(list, |mut delivery| {
+            let op = decode_outcome(&mut delivery.message.body)?;
             Ok(UserRequest { op, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() })
         });
         let done = items.len();
         let sent = async {
-            let user = user_of_group(&list[0].message.group)?;
+            let user = user_of_group(&group)?;
             if !items.is_empty() {
                 // Refusals of single items are answers, not failures: the record is consumed.
                 registry.send_user(user, UserBatch { items }).await??;
@@ -460,8 +468,8 @@ fn route_user<S: EventStore + 'static>(
 /// Decodes a group's deliveries up to the first that cannot be read: a bad record must not
 /// hold back the good ones before it, and the ones after it wait to keep the group's order.
 fn decode_prefix<T>(
-    list: &[Delivery],
-    decode: impl Fn(&Delivery) -> Result<T, EngineError>,
+    list: Vec<Delivery>,
+    decode: impl Fn(Delivery) -> Result<T, EngineError>,
 ) -> (Vec<T>, Option<EngineError>) {
     let mut items = Vec::with_capacity(list.len());
     for delivery in list {
@@ -484,12 +492,13 @@ impl GroupOutcome {
 }
 
 /// A user-queue record: one market event about one of the user's orders.
-fn decode_outcome(body: &serde_json::Value) -> Result<UserOp, EngineError> {
+fn decode_outcome(body: &mut serde_json::Value) -> Result<UserOp, EngineError> {
     let bad = |what: &str| EngineError::BadRecord(format!("user-queue record: {what}"));
     let market = body["market"].as_str().and_then(|m| MarketId::new(m).ok()).ok_or_else(|| bad("market"))?;
-    let event_type = body["event_type"].as_str().ok_or_else(|| bad("event_type"))?;
     let version = body["schema_version"].as_u64().and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad("v"))?;
-    let event = decode_market_event(event_type, version, body["event"].clone()).map_err(|e| bad(&e.to_string()))?;
+    let payload = body["event"].take();
+    let event_type = body["event_type"].as_str().ok_or_else(|| bad("event_type"))?;
+    let event = decode_market_event(event_type, version, payload).map_err(|e| bad(&e.to_string()))?;
     Ok(UserOp::ApplyMarket { market, event })
 }
 

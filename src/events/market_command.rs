@@ -65,7 +65,8 @@ pub fn encode_market_command(command: &MarketCommand) -> Value {
 }
 
 pub fn decode_market_command(payload: &Value) -> Result<MarketCommand, PayloadError> {
-    let wire: WireMarketCommand = serde_json::from_value(payload.clone())
+    // Deserialized from the borrowed value: no copy of the record on the consumer's hot path.
+    let wire = <WireMarketCommand as serde::Deserialize>::deserialize(payload)
         .map_err(|source| PayloadError::Json { event_type: "market.Command".into(), source })?;
     MarketCommand::try_from(&wire)
 }
