@@ -213,7 +213,21 @@ impl EventEnvelope {
         idempotency_key: Option<String>,
         event: NewEvent,
     ) -> EventEnvelope {
-        let mut env = EventEnvelope {
+        let mut env = EventEnvelope::seal_unhashed(stream, version, prev_hash, idempotency_key, event);
+        env.hash = env.compute_hash();
+        env
+    }
+
+    /// The envelope with its hash still zero, for a caller that hashes it with
+    /// `hash_with_payload` from a canonical payload it already has.
+    pub fn seal_unhashed(
+        stream: StreamId,
+        version: u64,
+        prev_hash: [u8; 32],
+        idempotency_key: Option<String>,
+        event: NewEvent,
+    ) -> EventEnvelope {
+        EventEnvelope {
             stream,
             version,
             event_id: event.event_id,
@@ -226,9 +240,7 @@ impl EventEnvelope {
             payload: event.payload,
             prev_hash,
             hash: [0; 32],
-        };
-        env.hash = env.compute_hash();
-        env
+        }
     }
 
     /// SHA-256 over the canonical encoding: a domain tag, then every field but `hash` in a
@@ -236,6 +248,12 @@ impl EventEnvelope {
     /// payload as canonical JSON. Length prefixes make the encoding injective, so two
     /// different envelopes never feed the hash the same bytes.
     pub fn compute_hash(&self) -> [u8; 32] {
+        self.hash_with_payload(&canonical_json(&self.payload))
+    }
+
+    /// The hash, given the payload's canonical encoding (which the store also keeps as the
+    /// stored text, so it is computed once per event).
+    pub fn hash_with_payload(&self, canonical_payload: &[u8]) -> [u8; 32] {
         fn bytes(h: &mut Sha256, b: &[u8]) {
             h.update((b.len() as u64).to_be_bytes());
             h.update(b);
@@ -257,7 +275,7 @@ impl EventEnvelope {
         }
         bytes(&mut h, self.event_type.as_bytes());
         h.update(self.schema_version.to_be_bytes());
-        bytes(&mut h, &canonical_json(&self.payload));
+        bytes(&mut h, canonical_payload);
         h.update(self.prev_hash);
         h.finalize().into()
     }

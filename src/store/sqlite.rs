@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
+use crate::events::envelope::{canonical_json, EventEnvelope, StreamId, GENESIS_HASH};
 use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, Snapshot, StoreError};
 
 #[derive(Clone, Debug)]
@@ -361,10 +361,10 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
     }
 
     let head = conn
-        .query_row("SELECT version, last_hash FROM streams WHERE stream = ?1", [stream_name], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        .prepare_cached("SELECT version, last_hash FROM streams WHERE stream = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([stream_name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))).optional()
         })
-        .optional()
         .map_err(backend)?;
     let (actual, mut prev_hash) = match head {
         None => (0u64, GENESIS_HASH),
@@ -393,8 +393,12 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
     for event in req.events {
         version += 1;
         let event_id = event.event_id;
-        let env = EventEnvelope::seal(req.stream.clone(), version, prev_hash, req.idempotency_key.clone(), event);
-        let payload = serde_json::to_string(&env.payload).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+        // The canonical encoding is both what the hash covers and the stored text: computed once.
+        let canonical = canonical_json(&event.payload);
+        let mut env =
+            EventEnvelope::seal_unhashed(req.stream.clone(), version, prev_hash, req.idempotency_key.clone(), event);
+        env.hash = env.hash_with_payload(&canonical);
+        let payload = String::from_utf8(canonical).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
         let inserted = insert.execute(params![
             stream_name,
             sql_u64(version)?,
@@ -418,11 +422,12 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
         }
         prev_hash = env.hash;
     }
-    conn.execute(
+    let head_version = sql_u64(version)?;
+    conn.prepare_cached(
         "INSERT INTO streams (stream, version, last_hash) VALUES (?1, ?2, ?3)
          ON CONFLICT (stream) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash",
-        params![stream_name, sql_u64(version)?, prev_hash.as_slice()],
     )
+    .and_then(|mut stmt| stmt.execute(params![stream_name, head_version, prev_hash.as_slice()]))
     .map_err(backend)?;
     let mut outbox = conn
         .prepare_cached(
