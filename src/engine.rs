@@ -314,8 +314,9 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
                         out.passes.fetch_add(1, Ordering::Relaxed);
                         out.events_folded.fetch_add(report.events_folded, Ordering::Relaxed);
                     }
-                    Err(_) => {
+                    Err(e) => {
                         // Counted and retried next period; `hob replay --views` names the event.
+                        tracing::warn!(error = %e, "projection pass failed; retrying");
                         out.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -402,6 +403,9 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
             .collect();
         let outcomes = join_all(groups.into_iter().map(|(_, list)| route(registry.clone(), list))).await;
         for (group, outcome) in receipts.iter().zip(outcomes) {
+            if let (Some(error), Some((_, source))) = (&outcome.error, group.get(outcome.done)) {
+                tracing::warn!(destination, source = %source, %error, "record not applied; retried, then dead-lettered");
+            }
             for (i, (receipt, source)) in group.iter().enumerate() {
                 let result = if i < outcome.done {
                     if let Some(tracker) = &tracker {

@@ -96,7 +96,10 @@ pub fn save_snapshot<S: crate::events::EventStore + 'static>(
     actix_rt::spawn(async move {
         match deps.store.save_snapshot(snapshot).await {
             Ok(()) => Counters::bump(&deps.counters.snapshots),
-            Err(_) => Counters::bump(&deps.counters.snapshot_failures),
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot not saved; the actor replays more events on its next start");
+                Counters::bump(&deps.counters.snapshot_failures)
+            }
         }
     });
 }
@@ -148,10 +151,14 @@ pub fn settle_append<S>(
             deps.outbox_wake.notify_one();
             Ok(stored)
         }
-        Err(StoreError::VersionConflict { .. }) => {
+        Err(StoreError::VersionConflict { expected, actual, .. }) => {
+            tracing::warn!(%stream, expected, actual, "version conflict: another writer owns the stream; stopping");
             Counters::bump(&deps.counters.conflicts);
             Err(ActorError::Conflict(stream.clone()))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            tracing::error!(%stream, error = %e, "append failed; stopping to rebuild from the stream");
+            Err(e.into())
+        }
     }
 }

@@ -88,6 +88,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
     pub async fn load(spec: MarketSpec, deps: Arc<ActorDeps<S>>) -> Result<MarketActor<S>, ActorError> {
         let stream = StreamId::market(spec.id);
         let fresh = |deps: &ActorDeps<S>| {
+            tracing::warn!(%stream, "snapshot refused (does not decode or its hash does not match); full replay");
             Counters::bump(&deps.counters.snapshots_refused);
             (Market::new(spec.clone()), Consumed::default(), 0)
         };
@@ -234,6 +235,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
             let mut events = Vec::new();
             let decided = catch_unwind(AssertUnwindSafe(|| self.market.decide(item.command, now, &mut events)));
             if decided.is_err() {
+                tracing::error!(stream = %self.stream, "matching panicked; stopping to rebuild from the stream");
                 Counters::bump(&self.deps.counters.panics);
                 ctx.stop();
                 return Box::pin(fut::ready(Err(ActorError::Panicked)));

@@ -124,6 +124,7 @@ impl<S: EventStore + 'static> UserActor<S> {
     ) -> Result<UserActor<S>, ActorError> {
         let stream = StreamId::user(user);
         let fresh = |deps: &ActorDeps<S>| {
+            tracing::warn!(%stream, "snapshot refused (does not decode or its hash does not match); full replay");
             Counters::bump(&deps.counters.snapshots_refused);
             (UserState::new(user), Consumed::default(), 0)
         };
@@ -248,6 +249,7 @@ impl<S: EventStore + 'static> UserActor<S> {
             let decided = match catch_unwind(AssertUnwindSafe(|| self.decide(&item.op))) {
                 Ok(decided) => decided,
                 Err(_) => {
+                    tracing::error!(stream = %self.stream, "user handler panicked; stopping to rebuild from the stream");
                     Counters::bump(&self.deps.counters.panics);
                     ctx.stop();
                     return Box::pin(fut::ready(Err(ActorError::Panicked)));
