@@ -775,20 +775,7 @@ mod tests {
     use crate::events::upcast::UPCASTERS;
     use serde_json::json;
 
-    fn spec() -> MarketSpec {
-        MarketSpec {
-            id: MarketId::new("BTC-USDT").unwrap(),
-            base: AssetId::new("BTC").unwrap(),
-            quote: AssetId::new("USDT").unwrap(),
-            base_lot: Amount(1_000),
-            quote_tick: Amount(10),
-            min_qty: QtyLots(1),
-            max_qty: QtyLots(1_000_000),
-            min_notional: Amount(0),
-            maker_fee: Bps(10),
-            taker_fee: Bps(20),
-        }
-    }
+    use crate::domain::market::tests::spec;
 
     fn every_variant() -> Vec<UserEvent> {
         let s = spec();
