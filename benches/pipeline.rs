@@ -30,6 +30,11 @@ use hob::queue::{MARKET_QUEUE, USER_QUEUE};
 use hob::store::sqlite::SqliteEventStore;
 use uuid::Uuid;
 
+// The same allocator as the `hob` binary: the store's writer thread frees what the actors
+// allocated, which glibc's malloc serialises on its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn spec(name: &str) -> MarketSpec {
     MarketSpec {
         id: MarketId::new(name).expect("valid literal"),

@@ -104,37 +104,64 @@ async fn acknowledged_appends_survive_reopen() {
     verify_chain(&store.read_stream(&stream, 1).await.unwrap()).unwrap();
 }
 
+/// Rewrites the packed events of the commit holding `version` with `edit`, as a tamperer with
+/// the file would.
+fn tamper(raw: &rusqlite::Connection, stream: &StreamId, version: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+    let (seq, mut blob): (i64, Vec<u8>) = raw
+        .query_row(
+            "SELECT c.seq, c.events FROM commits c JOIN streams s ON s.id = c.stream_id
+             WHERE s.name = ?1 AND c.first_version <= ?2 AND c.last_version >= ?2",
+            rusqlite::params![stream.as_str(), version as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    edit(&mut blob);
+    raw.execute("UPDATE commits SET events = ?2 WHERE seq = ?1", rusqlite::params![seq, blob]).unwrap();
+}
+
+fn replace_once(blob: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = blob.windows(from.len()).position(|w| w == from).expect("bytes to tamper with");
+    blob[at..at + from.len()].copy_from_slice(to);
+}
+
 #[tokio::test]
 async fn edited_and_corrupt_rows_are_named_by_stream_and_version() {
     let dir = temp_dir();
     let path = dir.path().join("hob.db");
     let stream = market("BTC-USDT");
+    let split = market("ETH-USDT");
     {
         let store = SqliteEventStore::open(&path).unwrap();
         store.append(append(&stream, 0, (1..=4).map(filled).collect())).await.unwrap();
+        for v in 1..=3 {
+            store.append(append(&split, v - 1, vec![filled(v)])).await.unwrap();
+        }
     }
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute(
-        "UPDATE events SET payload = '{\"order_id\":777}' WHERE stream = ?1 AND version = 3",
-        [stream.as_str()],
-    )
-    .unwrap();
+    // An edited payload that still parses: the hash chain names the event.
+    tamper(&raw, &stream, 3, |b| replace_once(b, br#""order_id":3"#, br#""order_id":7"#));
     let store = SqliteEventStore::open(&path).unwrap();
     let events = store.read_stream(&stream, 1).await.unwrap();
+    assert_eq!(events[2].payload["order_id"], json!(7));
     assert_eq!(verify_chain(&events), Err(ChainError::BadHash { stream: stream.clone(), version: 3 }));
 
-    raw.execute("UPDATE events SET hash = x'00' WHERE stream = ?1 AND version = 2", [stream.as_str()]).unwrap();
-    match store.read_stream(&stream, 1).await {
-        Err(StoreError::Corrupt { stream: s, version: 2, reason }) => {
-            assert_eq!(s, stream.as_str());
-            assert!(reason.contains("hash"), "{reason}");
-        }
-        other => panic!("expected a corrupt row error, got {other:?}"),
-    }
-    raw.execute("UPDATE events SET payload = 'not json' WHERE stream = ?1 AND version = 4", [stream.as_str()]).unwrap();
-    let err = store.read_stream(&stream, 3).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { version: 4, .. }), "{err:?}");
-    raw.execute("DELETE FROM events WHERE stream = ?1 AND version = 2", [stream.as_str()]).unwrap();
+    // A payload that no longer parses: a typed error naming the event.
+    tamper(&raw, &stream, 4, |b| replace_once(b, br#""order_id":4"#, br#""order_id":x"#));
     let err = store.read_stream(&stream, 1).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { stream: s, version: 4, reason } if s == stream.as_str() && reason.contains("payload")), "{err:?}");
+
+    // A truncated commit: the event cut short is named.
+    tamper(&raw, &stream, 1, |b| b.truncate(b.len() - 10));
+    let err = store.read_stream(&stream, 1).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { version: 4, reason, .. } if reason.contains("hash")), "{err:?}");
+
+    // A deleted commit: the gap is named where the next version should have been.
+    raw.execute(
+        "DELETE FROM commits WHERE first_version = 2 AND stream_id = (SELECT id FROM streams WHERE name = ?1)",
+        [split.as_str()],
+    )
+    .unwrap();
+    let err = store.read_stream(&split, 1).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { version: 3, .. }), "{err:?}");
 }

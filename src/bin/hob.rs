@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+// The store's writer thread frees what the actors allocated; glibc's malloc serialises that on
+// its arena locks, mimalloc does not (twice the durable throughput in `make bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use hob::match_tool::{self, MatchConfig};
 use hob::projections::{diff_views, MemoryViewStore, Projector, ViewStore};
 use hob::store::sqlite_views::SqliteViewStore;

@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
-use crate::events::envelope::{canonical_json, EventEnvelope, StreamId, GENESIS_HASH};
-use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, Snapshot, StoreError};
+use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
+use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, Snapshot, StoreError};
+use crate::store::sqlite_codec::{
+    all_published, decode_commit, decode_outbox, encode_outbox, is_published, set_published, CommitWriter,
+};
 
 #[derive(Clone, Debug)]
 pub struct SqliteConfig {
@@ -107,26 +108,31 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// The file's layout version (`PRAGMA user_version`); a file of another layout is refused.
+const FORMAT: i64 = 2;
+
+/// One row per append (`commits`), not per event: a group commit of many appends then dirties
+/// few pages. The events are packed in `commits.events` (see `sqlite_codec`); `event_ids`
+/// keeps event ids unique; one `outbox` row per append holds its records and a bitmap of the
+/// ones published, and is deleted once all are.
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    stream TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    event_id BLOB NOT NULL UNIQUE,
-    occurred_at_us INTEGER NOT NULL,
-    correlation_id BLOB NOT NULL,
-    causation_id BLOB NOT NULL,
-    idempotency_key TEXT,
-    event_type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (stream, version)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
-    stream TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
     version INTEGER NOT NULL,
     last_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commits (
+    seq INTEGER PRIMARY KEY,
+    stream_id INTEGER NOT NULL,
+    first_version INTEGER NOT NULL,
+    last_version INTEGER NOT NULL,
+    idempotency_key TEXT,
+    events BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS commits_by_stream ON commits (stream_id, last_version);
+CREATE TABLE IF NOT EXISTS event_ids (
+    event_id BLOB PRIMARY KEY
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
@@ -137,14 +143,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream TEXT NOT NULL,
+    stream_id INTEGER NOT NULL,
     version INTEGER NOT NULL,
-    destination TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    published INTEGER NOT NULL DEFAULT 0
+    records BLOB NOT NULL,
+    count INTEGER NOT NULL,
+    published BLOB
 );
-CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS snapshots (
     stream TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -168,6 +172,11 @@ CREATE TABLE IF NOT EXISTS leases (
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(backend)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    // Small pages: appends from many streams dirty many scattered b-tree pages per group commit,
+    // and the WAL writes each dirty page whole. Takes effect only when the file is created.
+    conn.pragma_update(None, "page_size", 1024).map_err(backend)?;
+    // Each job runs in a savepoint; its rollback journal stays in memory, not in a temp file.
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
     // Checkpoint the WAL every ~40 MB rather than every 4 MB: checkpoints fsync the main file,
@@ -177,6 +186,21 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A new file gets this layout; a file of another layout is a typed error, never misread.
+fn check_format(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| r.get(0))
+        .map_err(backend)?;
+    if version == FORMAT || (version == 0 && tables == 0) {
+        return Ok(());
+    }
+    Err(StoreError::Backend(format!(
+        "{} has store layout {version}, this build reads layout {FORMAT}; replay it with a matching build",
+        path.display()
+    )))
+}
+
 impl SqliteEventStore {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteEventStore, StoreError> {
         SqliteEventStore::open_with(SqliteConfig::new(path.as_ref()))
@@ -184,7 +208,9 @@ impl SqliteEventStore {
 
     pub fn open_with(config: SqliteConfig) -> Result<SqliteEventStore, StoreError> {
         let write_conn = open_connection(&config.path)?;
+        check_format(&write_conn, &config.path)?;
         write_conn.execute_batch(SCHEMA).map_err(backend)?;
+        write_conn.pragma_update(None, "user_version", FORMAT).map_err(backend)?;
         let counters = Arc::new(Counters::default());
         let mut threads = Vec::new();
 
@@ -361,179 +387,147 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
     }
 
     let head = conn
-        .prepare_cached("SELECT version, last_hash FROM streams WHERE stream = ?1")
+        .prepare_cached("SELECT id, version, last_hash FROM streams WHERE name = ?1")
         .and_then(|mut stmt| {
-            stmt.query_row([stream_name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))).optional()
+            stmt.query_row([stream_name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
+                .optional()
         })
         .map_err(backend)?;
-    let (actual, mut prev_hash) = match head {
-        None => (0u64, GENESIS_HASH),
-        Some((v, h)) => {
+    let (stream_id, actual, prev_hash) = match head {
+        None => (None, 0u64, GENESIS_HASH),
+        Some((id, v, h)) => {
             let hash = h.try_into().map_err(|_| StoreError::Corrupt {
                 stream: stream_name.to_owned(),
                 version: v as u64,
                 reason: "stream head hash is not 32 bytes".into(),
             })?;
-            (v as u64, hash)
+            (Some(id), v as u64, hash)
         }
     };
     if actual != req.expected_version {
         return Err(StoreError::VersionConflict { stream: req.stream, expected: req.expected_version, actual });
     }
 
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO events (stream, version, event_id, occurred_at_us, correlation_id, causation_id,
-             idempotency_key, event_type, schema_version, payload, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .map_err(backend)?;
+    let mut unique = conn.prepare_cached("INSERT INTO event_ids (event_id) VALUES (?1)").map_err(backend)?;
     let first_version = actual + 1;
+    let first_sql = sql_u64(first_version)?;
     let mut version = actual;
+    let mut commit = CommitWriter::new(prev_hash);
     for event in req.events {
         version += 1;
         let event_id = event.event_id;
-        // The canonical encoding is both what the hash covers and the stored text: computed once.
-        let canonical = canonical_json(&event.payload);
-        let mut env =
-            EventEnvelope::seal_unhashed(req.stream.clone(), version, prev_hash, req.idempotency_key.clone(), event);
-        env.hash = env.hash_with_payload(&canonical);
-        let payload = String::from_utf8(canonical).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
-        let inserted = insert.execute(params![
-            stream_name,
-            sql_u64(version)?,
-            env.event_id.as_bytes().as_slice(),
-            micros(env.occurred_at),
-            env.correlation_id.as_bytes().as_slice(),
-            env.causation_id.as_bytes().as_slice(),
-            env.idempotency_key,
-            env.event_type,
-            env.schema_version,
-            payload,
-            env.prev_hash.as_slice(),
-            env.hash.as_slice(),
-        ]);
-        match inserted {
+        match unique.execute([event_id.as_bytes().as_slice()]) {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 return Err(StoreError::DuplicateEventId { event_id });
             }
             Err(e) => return Err(backend(e)),
         }
-        prev_hash = env.hash;
+        commit.push(&req.stream, version, &req.idempotency_key, event).map_err(StoreError::InvalidRequest)?;
     }
+    let last_hash = commit.last_hash();
     let head_version = sql_u64(version)?;
+    let stream_id = match stream_id {
+        Some(id) => {
+            conn.prepare_cached("UPDATE streams SET version = ?2, last_hash = ?3 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id, head_version, last_hash.as_slice()]))
+                .map_err(backend)?;
+            id
+        }
+        None => {
+            conn.prepare_cached("INSERT INTO streams (name, version, last_hash) VALUES (?1, ?2, ?3)")
+                .and_then(|mut stmt| stmt.execute(params![stream_name, head_version, last_hash.as_slice()]))
+                .map_err(backend)?;
+            conn.last_insert_rowid()
+        }
+    };
     conn.prepare_cached(
-        "INSERT INTO streams (stream, version, last_hash) VALUES (?1, ?2, ?3)
-         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash",
+        "INSERT INTO commits (stream_id, first_version, last_version, idempotency_key, events)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut stmt| stmt.execute(params![stream_name, head_version, prev_hash.as_slice()]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            stream_id,
+            first_sql,
+            head_version,
+            req.idempotency_key,
+            commit.finish()
+        ])
+    })
     .map_err(backend)?;
-    let mut outbox = conn
-        .prepare_cached(
-            "INSERT INTO outbox (stream, version, destination, group_key, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(backend)?;
-    for record in &req.outbox {
-        let payload = serde_json::to_string(&record.payload).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
-        outbox
-            .execute(params![stream_name, sql_u64(version)?, record.destination, record.group, payload])
+    if !req.outbox.is_empty() {
+        let records = encode_outbox(&req.outbox).map_err(StoreError::InvalidRequest)?;
+        conn.prepare_cached("INSERT INTO outbox (stream_id, version, records, count) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut stmt| stmt.execute(params![stream_id, head_version, records, req.outbox.len() as i64]))
             .map_err(backend)?;
     }
     if let Some(key) = &req.idempotency_key {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO idempotency (key, stream, first_version, last_version, last_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, stream_name, sql_u64(first_version)?, sql_u64(version)?, prev_hash.as_slice()],
         )
+        .and_then(|mut stmt| {
+            stmt.execute(params![key, stream_name, first_sql, head_version, last_hash.as_slice()])
+        })
         .map_err(backend)?;
     }
-    Ok(AppendResult {
-        stream: req.stream,
-        first_version,
-        last_version: version,
-        last_hash: prev_hash,
-        deduplicated: false,
-    })
+    Ok(AppendResult { stream: req.stream, first_version, last_version: version, last_hash, deduplicated: false })
 }
 
-/// Decodes one `events` row; anything malformed is `Corrupt` naming stream and version.
-/// One stored event. `known_stream` skips re-parsing the stream name when the caller asked for
-/// that very stream (the hot replay path).
-fn decode_event(r: &rusqlite::Row<'_>, known_stream: Option<&StreamId>) -> Result<EventEnvelope, StoreError> {
-    let stream_ref = r.get_ref(0).map_err(backend)?;
-    let stream_text = stream_ref.as_str().map_err(|e| StoreError::Backend(e.to_string()))?;
-    let version: i64 = r.get(1).map_err(backend)?;
-    let corrupt =
-        |reason: String| StoreError::Corrupt { stream: stream_text.to_owned(), version: version as u64, reason };
-    let blob = |i: usize, name: &str| -> Result<&[u8], StoreError> {
-        r.get_ref(i).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(format!("{name}: {e}")))
-    };
-    let uuid = |i: usize, name: &str| -> Result<Uuid, StoreError> {
-        Uuid::from_slice(blob(i, name)?).map_err(|e| corrupt(format!("{name}: {e}")))
-    };
-    let hash = |i: usize, name: &str| -> Result<[u8; 32], StoreError> {
-        blob(i, name)?.try_into().map_err(|_| corrupt(format!("{name} is not 32 bytes")))
-    };
-    let stream_id = match known_stream {
-        Some(known) if known.as_str() == stream_text => known.clone(),
-        _ => StreamId::parse(stream_text).map_err(|e| corrupt(e.to_string()))?,
-    };
-    if version < 1 {
-        return Err(corrupt("version below 1".into()));
-    }
-    let occurred_us: i64 = r.get(3).map_err(|e| corrupt(format!("occurred_at: {e}")))?;
-    let occurred_at =
-        DateTime::from_timestamp_micros(occurred_us).ok_or_else(|| corrupt("occurred_at out of range".into()))?;
-    let schema: i64 = r.get(8).map_err(|e| corrupt(format!("schema_version: {e}")))?;
-    let schema_version = u16::try_from(schema).map_err(|_| corrupt(format!("schema_version {schema}")))?;
-    let payload_text = r.get_ref(9).and_then(|v| Ok(v.as_str()?)).map_err(|e| corrupt(format!("payload: {e}")))?;
-    let payload: Value = serde_json::from_str(payload_text).map_err(|e| corrupt(format!("payload: {e}")))?;
-    Ok(EventEnvelope {
-        stream: stream_id,
-        version: version as u64,
-        event_id: uuid(2, "event_id")?,
-        occurred_at,
-        correlation_id: uuid(4, "correlation_id")?,
-        causation_id: uuid(5, "causation_id")?,
-        idempotency_key: r.get(6).map_err(|e| corrupt(format!("idempotency_key: {e}")))?,
-        event_type: r.get(7).map_err(|e| corrupt(format!("event_type: {e}")))?,
-        schema_version,
-        payload,
-        prev_hash: hash(10, "prev_hash")?,
-        hash: hash(11, "hash")?,
-    })
-}
-
+/// Events of `stream` from `from_version`, at most `limit`, checked gapless: a removed commit
+/// or event is `Corrupt` naming the first version that is not where it should be.
 fn read_stream_sync(
     conn: &Connection,
     stream: &StreamId,
     from_version: u64,
     limit: usize,
 ) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut out = Vec::new();
+    let Some(stream_id) = stream_row_id(conn, stream)? else { return Ok(out) };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT stream, version, event_id, occurred_at_us, correlation_id, causation_id, idempotency_key,
-             event_type, schema_version, payload, prev_hash, hash
-             FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3",
+            "SELECT first_version, last_version, idempotency_key, events FROM commits
+             WHERE stream_id = ?1 AND last_version >= ?2 ORDER BY last_version",
         )
         .map_err(backend)?;
-    let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![stream.as_str(), from, limit]).map_err(backend)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let env = decode_event(row, Some(stream))?;
-        let expected = out.last().map_or(from_version.max(1), |e: &EventEnvelope| e.version + 1);
-        if env.version != expected && !(out.is_empty() && env.version > expected) {
-            return Err(StoreError::Corrupt {
-                stream: stream.to_string(),
-                version: env.version,
-                reason: format!("version gap: expected {expected}"),
-            });
+    let from = from_version.max(1);
+    let mut rows = stmt.query(params![stream_id, i64::try_from(from).unwrap_or(i64::MAX)]).map_err(backend)?;
+    let mut next: Option<u64> = None;
+    while out.len() < limit {
+        let Some(r) = rows.next().map_err(backend)? else { break };
+        let first = r.get::<_, i64>(0).map_err(backend)? as u64;
+        let last = r.get::<_, i64>(1).map_err(backend)? as u64;
+        let corrupt = |version: u64, reason: String| StoreError::Corrupt { stream: stream.to_string(), version, reason };
+        // The first commit may start before `from`; every later one starts where the last ended.
+        let expected = next.unwrap_or(first);
+        if first != expected || first == 0 || last < first {
+            return Err(corrupt(first.max(expected), format!("version gap: expected {expected}")));
         }
-        out.push(env);
+        if next.is_none() && first > from {
+            return Err(corrupt(first, format!("version gap: expected {from}")));
+        }
+        let key: Option<String> = r.get(2).map_err(|e| corrupt(first, format!("idempotency_key: {e}")))?;
+        let blob = r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(first, format!("events: {e}")))?;
+        let count = decode_commit(stream, first, &key, blob, from, limit, &mut out)
+            .map_err(|e| corrupt(first + e.index as u64, e.reason))?;
+        if first + count != last + 1 {
+            return Err(corrupt(first + count, format!("commit {first}..={last} holds {count} events")));
+        }
+        next = Some(last + 1);
     }
     Ok(out)
+}
+
+fn stream_row_id(conn: &Connection, stream: &StreamId) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT id FROM streams WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([stream.as_str()], |r| r.get::<_, i64>(0)).optional())
+        .map_err(backend)
+}
+
+/// Outbox entry ids: the row's id and the record's index in it, so ids grow in commit order.
+const OUTBOX_INDEX_BITS: u32 = 16;
+
+fn outbox_id(row: i64, index: usize) -> u64 {
+    ((row as u64) << OUTBOX_INDEX_BITS) | index as u64
 }
 
 impl EventStore for SqliteEventStore {
@@ -561,7 +555,7 @@ impl EventStore for SqliteEventStore {
         let stream = stream.clone();
         self.read(move |conn| {
             let v = conn
-                .query_row("SELECT version FROM streams WHERE stream = ?1", [stream.as_str()], |r| r.get::<_, i64>(0))
+                .query_row("SELECT version FROM streams WHERE name = ?1", [stream.as_str()], |r| r.get::<_, i64>(0))
                 .optional()
                 .map_err(backend)?;
             Ok(v.map_or(0, |v| v as u64))
@@ -571,7 +565,7 @@ impl EventStore for SqliteEventStore {
 
     async fn list_streams(&self) -> Result<Vec<StreamId>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT stream FROM streams ORDER BY stream").map_err(backend)?;
+            let mut stmt = conn.prepare_cached("SELECT name FROM streams ORDER BY name").map_err(backend)?;
             let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(backend)?;
             let mut out = Vec::new();
             for name in names {
@@ -635,30 +629,35 @@ impl EventStore for SqliteEventStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, stream, version, destination, group_key, payload FROM outbox
-                     WHERE published = 0 AND id > ?2 ORDER BY id LIMIT ?1",
+                    "SELECT o.id, s.name, o.version, o.records, o.published FROM outbox o
+                     JOIN streams s ON s.id = o.stream_id WHERE o.id >= ?1 ORDER BY o.id",
                 )
                 .map_err(backend)?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let after = i64::try_from(after).unwrap_or(i64::MAX);
-            let mut rows = stmt.query([limit, after]).map_err(backend)?;
+            let first_row = i64::try_from(after >> OUTBOX_INDEX_BITS).unwrap_or(i64::MAX);
+            let mut rows = stmt.query([first_row]).map_err(backend)?;
             let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(backend)? {
+            while out.len() < limit {
+                let Some(r) = rows.next().map_err(backend)? else { break };
+                let row: i64 = r.get(0).map_err(backend)?;
                 let stream: String = r.get(1).map_err(backend)?;
                 let version: i64 = r.get(2).map_err(backend)?;
                 let corrupt =
                     |reason: String| StoreError::Corrupt { stream: stream.clone(), version: version as u64, reason };
-                let payload: String = r.get(5).map_err(backend)?;
-                out.push(OutboxEntry {
-                    id: r.get::<_, i64>(0).map_err(backend)? as u64,
-                    stream: StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?,
-                    version: version as u64,
-                    record: OutboxRecord {
-                        destination: r.get(3).map_err(backend)?,
-                        group: r.get(4).map_err(backend)?,
-                        payload: serde_json::from_str(&payload).map_err(|e| corrupt(format!("outbox payload: {e}")))?,
-                    },
-                });
+                let blob = r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(format!("outbox: {e}")))?;
+                let mask = r.get_ref(4).map_err(backend)?.as_blob_or_null().map_err(|e| corrupt(e.to_string()))?;
+                let records = decode_outbox(blob)
+                    .map_err(|e| corrupt(format!("outbox record {}: {}", e.index, e.reason)))?;
+                let stream_id = StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?;
+                for (index, record) in records.into_iter().enumerate() {
+                    let id = outbox_id(row, index);
+                    if id <= after || is_published(mask, index) {
+                        continue;
+                    }
+                    if out.len() == limit {
+                        break;
+                    }
+                    out.push(OutboxEntry { id, stream: stream_id.clone(), version: version as u64, record });
+                }
             }
             Ok(out)
         })
@@ -666,11 +665,30 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn mark_published(&self, ids: &[u64]) -> Result<(), StoreError> {
-        let ids = ids.to_vec();
+        let mut by_row: Vec<(i64, usize)> =
+            ids.iter().map(|&id| ((id >> OUTBOX_INDEX_BITS) as i64, (id & 0xFFFF) as usize)).collect();
+        by_row.sort_unstable();
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached("UPDATE outbox SET published = 1 WHERE id = ?1").map_err(backend)?;
-            for id in ids {
-                stmt.execute([i64::try_from(id).unwrap_or(i64::MAX)]).map_err(backend)?;
+            let mut select = conn.prepare_cached("SELECT count, published FROM outbox WHERE id = ?1").map_err(backend)?;
+            let mut update = conn.prepare_cached("UPDATE outbox SET published = ?2 WHERE id = ?1").map_err(backend)?;
+            let mut delete = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1").map_err(backend)?;
+            for group in by_row.chunk_by(|a, b| a.0 == b.0) {
+                let row = group[0].0;
+                let found = select
+                    .query_row([row], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
+                    .optional()
+                    .map_err(backend)?;
+                let Some((count, mask)) = found else { continue };
+                let count = count.max(0) as usize;
+                let mut mask = mask.unwrap_or_default();
+                for &(_, index) in group.iter().filter(|(_, i)| *i < count) {
+                    set_published(&mut mask, count, index);
+                }
+                if all_published(&mask, count) {
+                    delete.execute([row]).map_err(backend)?;
+                } else {
+                    update.execute(params![row, mask]).map_err(backend)?;
+                }
             }
             Ok(())
         })
