@@ -111,6 +111,7 @@ async fn durable(markets: usize, orders: usize, users: u32) {
                     stp: StpMode::ExpireMaker,
                     client_order_id: None,
                     nonce: i as u64 + 1,
+                    auth: None,
                 };
                 engine.place(user(u), order).await.expect("place");
             }

@@ -24,10 +24,10 @@ use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, 
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
-    Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderId, OrderType, PriceTicks,
-    QtyLots, Side, StpMode, TimeInForce, UserId,
+    Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,
+    PriceTicks, QtyLots, Side, StpMode, TimeInForce, UserId,
 };
-use crate::events::market_command::decode_market_command;
+use crate::events::market_command::decode_market_record;
 use crate::events::{decode_market_event, Clock, EventStore};
 use crate::projections::{Projector, ViewStore};
 use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
@@ -95,6 +95,8 @@ pub struct PlaceOrder {
     pub stp: StpMode,
     pub client_order_id: Option<ClientOrderId>,
     pub nonce: u64,
+    /// The user's signed order (the API verified it); required wherever trades settle on-chain.
+    pub auth: Option<OrderAuth>,
 }
 
 /// Order ids: unique and increasing for the life of the engine's data. Seeded from the clock
@@ -220,6 +222,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             },
             client_order_id: order.client_order_id,
             nonce: order.nonce,
+            auth: order.auth,
         };
         match self.user_op(user, UserOp::Place(request)).await {
             Ok(_) => Ok(id),
@@ -295,7 +298,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// Halts or resumes a market (an operator command; cancels stay allowed while halted).
     pub async fn set_halted(&self, market: MarketId, halted: bool) -> Result<(), EngineError> {
         let command = if halted { MarketCommand::Halt } else { MarketCommand::Resume };
-        let request = MarketRequest { command, source: None, correlation_id: Uuid::now_v7() };
+        let request = MarketRequest { command, auth: None, source: None, correlation_id: Uuid::now_v7() };
         self.registry.send_market(market, request).await??;
         Ok(())
     }
@@ -430,9 +433,14 @@ fn route_market<S: EventStore + 'static>(
     Box::pin(async move {
         let group = list.first().map(|d| d.message.group.clone()).unwrap_or_default();
         let (items, error) = decode_prefix(list, |delivery| {
-            let command =
-                decode_market_command(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
-            Ok(MarketRequest { command, source: Some(delivery.message.source.clone()), correlation_id: Uuid::now_v7() })
+            let (command, auth) =
+                decode_market_record(&delivery.message.body).map_err(|e| EngineError::BadRecord(e.to_string()))?;
+            Ok(MarketRequest {
+                command,
+                auth,
+                source: Some(delivery.message.source.clone()),
+                correlation_id: Uuid::now_v7(),
+            })
         });
         let done = items.len();
         let sent = async {

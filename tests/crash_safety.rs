@@ -240,6 +240,7 @@ fn limit(side: Side, price: u64, qty: u64, nonce: u64) -> PlaceOrder {
         stp: StpMode::ExpireMaker,
         client_order_id: None,
         nonce,
+        auth: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn limit(side: Side, price: u64, qty: u64, nonce: u64) -> PlaceOrder {
         stp: StpMode::ExpireMaker,
         client_order_id: None,
         nonce,
+        auth: None,
     }
 }
 
@@ -302,4 +303,42 @@ async fn a_version_conflict_stops_the_actor_and_the_next_message_rebuilds_it() {
     assert_eq!(counters.restarts.load(std::sync::atomic::Ordering::Relaxed), 1);
     let balance = b.user(alice).await.unwrap().state.account().balance(asset("USDT"));
     assert_eq!(balance.available, Amount(7_000));
+}
+
+fn signed(order: PlaceOrder, auth: &str) -> PlaceOrder {
+    PlaceOrder { auth: Some(hob::domain::OrderAuth::new(auth)), ..order }
+}
+
+/// The settlement records waiting in the in-process queue, as (maker_auth, taker_auth).
+async fn settlement_auths(engine: &TestEngine) -> Vec<(serde_json::Value, serde_json::Value)> {
+    use hob::queue::{Queue, SETTLEMENT_QUEUE};
+    let got = engine.queue().receive(SETTLEMENT_QUEUE, 100, Duration::from_millis(50)).await.unwrap();
+    got.iter().map(|d| (d.message.body["maker_auth"].clone(), d.message.body["taker_auth"].clone())).collect()
+}
+
+#[actix_rt::test]
+async fn each_trade_carries_both_signed_orders_to_settlement_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hob.db");
+    // A snapshot after every few events, so the restart loads the signed orders from one.
+    let engine = start_with(&path, 2);
+    let (alice, bob) = (user(1), user(2));
+    engine.deposit(alice, asset("USDT"), Amount(10_000_000)).await.unwrap();
+    engine.deposit(bob, asset("BTC"), Amount(100_000)).await.unwrap();
+
+    // given bob's signed ask of 10 lots; when alice's signed bid takes 4
+    engine.place(bob, signed(limit(Side::Sell, 1_000, 10, 1), "bob-ask")).await.unwrap();
+    quiesce(&engine).await;
+    engine.place(alice, signed(limit(Side::Buy, 1_000, 4, 1), "alice-bid-1")).await.unwrap();
+    quiesce(&engine).await;
+    // then the trade's settlement record holds both signed orders
+    assert_eq!(settlement_auths(&engine).await, vec![(serde_json::json!("bob-ask"), serde_json::json!("alice-bid-1"))]);
+
+    // and after a restart, the resting ask still carries its signature into the next trade
+    engine.shutdown();
+    drop(engine);
+    let engine = start_with(&path, 2);
+    engine.place(alice, signed(limit(Side::Buy, 1_000, 6, 2), "alice-bid-2")).await.unwrap();
+    quiesce(&engine).await;
+    assert_eq!(settlement_auths(&engine).await, vec![(serde_json::json!("bob-ask"), serde_json::json!("alice-bid-2"))]);
 }

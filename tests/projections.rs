@@ -131,7 +131,7 @@ impl Exchange {
     async fn place(&mut self, order: NewOrder) {
         self.nonce += 1;
         let spec = self.spec.clone();
-        let request = OrderRequest { market: spec.id, order, client_order_id: None, nonce: self.nonce };
+        let request = OrderRequest { market: spec.id, order, client_order_id: None, nonce: self.nonce, auth: None };
         self.user_command(order.user, UserCommand::Place { spec: &spec, request }).await;
         self.market_command(MarketCommand::Place(order)).await;
     }

@@ -87,7 +87,7 @@ fn assert_invariants(state: &UserState, log: &[UserEvent]) {
 }
 
 fn req(order: NewOrder, nonce: u64) -> OrderRequest {
-    OrderRequest { market: spec().id, order, client_order_id: None, nonce }
+    OrderRequest { market: spec().id, order, client_order_id: None, nonce, auth: None }
 }
 
 fn req_cid(order: NewOrder, nonce: u64, cid: &str) -> OrderRequest {
@@ -119,6 +119,7 @@ fn placed(r: &OrderRequest, lock: OrderLock) -> UserEvent {
         nonce: r.nonce,
         lock,
         spec: spec(),
+        auth: r.auth.clone(),
     }
 }
 

@@ -67,13 +67,20 @@ pub struct ActorSnapshot {
     pub consumed: Consumed,
     /// The domain snapshot (JSON text, as its codec wrote it).
     pub state: String,
+    /// Actor-level state beside the domain's (a market's signed orders); absent when empty.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub extra: Value,
 }
 
 impl ActorSnapshot {
     pub fn encode(consumed: &Consumed, state: Vec<u8>) -> Vec<u8> {
-        let snapshot =
-            ActorSnapshot { consumed: consumed.clone(), state: String::from_utf8_lossy(&state).into_owned() };
-        // A map of strings to integer pairs and a string always serialize.
+        ActorSnapshot::encode_with(consumed, state, Value::Null)
+    }
+
+    pub fn encode_with(consumed: &Consumed, state: Vec<u8>, extra: Value) -> Vec<u8> {
+        let state = String::from_utf8_lossy(&state).into_owned();
+        let snapshot = ActorSnapshot { consumed: consumed.clone(), state, extra };
+        // A map of strings to integer pairs, a string and a JSON value always serialize.
         serde_json::to_vec(&snapshot).unwrap_or_default()
     }
 

@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
+use super::order_auths::{OrderAuths, ORDER_AUTHORIZED};
 use crate::domain::{
-    LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderId, RestingOrder, Side, TradeId,
-    UserId,
+    LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderAuth, OrderId, RestingOrder, Side,
+    TradeId, UserId,
 };
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
@@ -28,6 +29,9 @@ use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 #[rtype(result = "Result<MarketReply, ActorError>")]
 pub struct MarketRequest {
     pub command: MarketCommand,
+    /// A placement's signed order, kept while the order lives and sent with its trades to
+    /// settlement.
+    pub auth: Option<OrderAuth>,
     /// Set when the command arrived through a queue; makes a redelivery a no-op.
     pub source: Option<MessageSource>,
     pub correlation_id: Uuid,
@@ -79,6 +83,8 @@ pub struct MarketActor<S: EventStore + 'static> {
     since_snapshot: u64,
     /// Queue records already applied, per source stream.
     consumed: Consumed,
+    /// Signed orders of the orders alive in the book (and of the one being placed).
+    auths: OrderAuths,
     deps: Arc<ActorDeps<S>>,
 }
 
@@ -90,19 +96,20 @@ impl<S: EventStore + 'static> MarketActor<S> {
         let fresh = |deps: &ActorDeps<S>| {
             tracing::warn!(%stream, "snapshot refused (does not decode or its hash does not match); full replay");
             Counters::bump(&deps.counters.snapshots_refused);
-            (Market::new(spec.clone()), Consumed::default(), 0)
+            (Market::new(spec.clone()), Consumed::default(), OrderAuths::default(), 0)
         };
-        let (mut market, mut consumed, from) = match deps.store.load_latest_snapshot(&stream).await? {
+        let (mut market, mut consumed, mut auths, from) = match deps.store.load_latest_snapshot(&stream).await? {
             Some(snap) => match ActorSnapshot::decode(&snap.state) {
                 Some(actor) if sha256(&snap.state) == snap.state_hash => {
-                    match decode_market_snapshot(spec.clone(), actor.state.as_bytes()) {
-                        Ok(market) => (market, actor.consumed, snap.version),
-                        Err(_) => fresh(&deps),
+                    let auths = OrderAuths::from_snapshot(&actor.extra);
+                    match (decode_market_snapshot(spec.clone(), actor.state.as_bytes()), auths) {
+                        (Ok(market), Some(auths)) => (market, actor.consumed, auths, snap.version),
+                        _ => fresh(&deps),
                     }
                 }
                 _ => fresh(&deps),
             },
-            None => (Market::new(spec.clone()), Consumed::default(), 0),
+            None => (Market::new(spec.clone()), Consumed::default(), OrderAuths::default(), 0),
         };
         let (count, version) = replay_stream(deps.store.as_ref(), &stream, from, |stored| {
             let replay =
@@ -110,12 +117,17 @@ impl<S: EventStore + 'static> MarketActor<S> {
             if stored.event_type == CONSUMED {
                 return consumed.apply(&stored.payload).map_err(replay);
             }
+            if stored.event_type == ORDER_AUTHORIZED {
+                return auths.apply(&stored.payload).map_err(replay);
+            }
             let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
-            market.apply(&event).map_err(|e| replay(e.to_string()))
+            market.apply(&event).map_err(|e| replay(e.to_string()))?;
+            auths.forget_ended(&event);
+            Ok(())
         })
         .await?;
-        Ok(MarketActor { market, stream, version, since_snapshot: count, consumed, deps })
+        Ok(MarketActor { market, stream, version, since_snapshot: count, consumed, auths, deps })
     }
 
     /// The hash of the live market state (what `hob audit` recomputes from events alone).
@@ -129,7 +141,8 @@ impl<S: EventStore + 'static> MarketActor<S> {
             return;
         }
         self.since_snapshot = 0;
-        let state = ActorSnapshot::encode(&self.consumed, encode_market_snapshot(&self.market));
+        let state =
+            ActorSnapshot::encode_with(&self.consumed, encode_market_snapshot(&self.market), self.auths.to_snapshot());
         let state_hash = sha256(&state);
         save_snapshot(&self.deps, Snapshot { stream: self.stream.clone(), version: self.version, state, state_hash });
     }
@@ -186,10 +199,18 @@ impl<S: EventStore + 'static> MarketActor<S> {
             }
         }
         for t in trades {
+            // Settlement needs both signed orders; a maker's is in `auths`, the taker's too
+            // (registered before its command was decided).
+            let auth = |order: OrderId| self.auths.get(order).map(|a| a.as_str().to_owned());
             records.push(OutboxRecord {
                 destination: SETTLEMENT_QUEUE.into(),
                 group: self.deps.settlement_group.clone(),
-                payload: json!({"market": market, "trade": WireTraded::from(t)}),
+                payload: json!({
+                    "market": market,
+                    "trade": WireTraded::from(t),
+                    "maker_auth": auth(t.maker_order),
+                    "taker_auth": auth(t.taker_order),
+                }),
             });
         }
         records
@@ -232,6 +253,19 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 replies.push(MarketReply { events: Vec::new(), version: self.version, deduplicated: true });
                 continue;
             }
+            // The signed order is recorded before the order's events, so a replay knows it
+            // before any trade of the order.
+            if let (MarketCommand::Place(order), Some(auth)) = (&item.command, &item.auth) {
+                if self.auths.get(order.id).is_none() {
+                    stored_events.push(OrderAuths::event(
+                        self.deps.clock.as_ref(),
+                        item.correlation_id,
+                        order.id,
+                        auth,
+                    ));
+                    self.auths.insert(order.id, auth.clone());
+                }
+            }
             let mut events = Vec::new();
             let decided = catch_unwind(AssertUnwindSafe(|| self.market.decide(item.command, now, &mut events)));
             if decided.is_err() {
@@ -256,6 +290,9 @@ impl<S: EventStore + 'static> MarketActor<S> {
                     item.correlation_id,
                     event,
                 ));
+            }
+            for event in &events {
+                self.auths.forget_ended(event);
             }
             debug_assert!(!self.market.book().is_crossed(), "invariant: the book is never crossed after a command");
             if let Some(source) = item.source {

@@ -11,6 +11,7 @@
 pub mod consumed;
 pub mod deps;
 pub mod market;
+pub mod order_auths;
 pub mod registry;
 pub mod user;
 
@@ -18,3 +19,9 @@ pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};
 pub use market::{InspectMarket, MarketActor, MarketBatch, MarketReply, MarketRequest, MarketView};
 pub use registry::Registry;
 pub use user::{InspectUser, UserActor, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
+
+/// Events an actor stores for its own bookkeeping (consumed queue positions, a market's
+/// signed orders) beside its domain events: views and feeds skip them.
+pub fn is_bookkeeping(event_type: &str) -> bool {
+    event_type == consumed::CONSUMED || event_type == order_auths::ORDER_AUTHORIZED
+}

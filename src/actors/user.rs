@@ -13,9 +13,10 @@ use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
-    Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderId, PriceTicks, QtyLots, UserId,
+    Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId, PriceTicks,
+    QtyLots, UserId,
 };
-use crate::events::market_command::encode_market_command;
+use crate::events::market_command::encode_market_record;
 use crate::events::user_payload::{decode_user_event, decode_user_snapshot, encode_user_event, encode_user_snapshot};
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
@@ -195,22 +196,22 @@ impl<S: EventStore + 'static> UserActor<S> {
     /// Requests to markets ride the market queue, in the user's order per market.
     fn outbox(&self, events: &[UserEvent]) -> Vec<OutboxRecord> {
         let user = self.state.user();
-        let to_market = |market: MarketId, command: MarketCommand| OutboxRecord {
+        let to_market = |market: MarketId, command: MarketCommand, auth: Option<&OrderAuth>| OutboxRecord {
             destination: MARKET_QUEUE.into(),
             group: market_group(market),
-            payload: encode_market_command(&command),
+            payload: encode_market_record(&command, auth),
         };
         events
             .iter()
             .filter_map(|e| match *e {
-                UserEvent::OrderPlaced { market, ref order, .. } => {
-                    Some(to_market(market, MarketCommand::Place(*order)))
+                UserEvent::OrderPlaced { market, ref order, ref auth, .. } => {
+                    Some(to_market(market, MarketCommand::Place(*order), auth.as_ref()))
                 }
                 UserEvent::CancelRequested { market, order } => {
-                    Some(to_market(market, MarketCommand::Cancel { order, user }))
+                    Some(to_market(market, MarketCommand::Cancel { order, user }, None))
                 }
                 UserEvent::AmendRequested { market, order, price, qty, .. } => {
-                    Some(to_market(market, MarketCommand::Amend { order, user, price, qty }))
+                    Some(to_market(market, MarketCommand::Amend { order, user, price, qty }, None))
                 }
                 _ => None,
             })

@@ -78,6 +78,23 @@ impl OrderType {
     }
 }
 
+/// The user's half of the 2-of-2 signing: their signed order (EIP-712 message and signature)
+/// as the API verified it, in its wire text. Matching and ledgers never look inside; it rides
+/// with the order to the market and from there, with each trade, to settlement, which puts it
+/// on-chain where the contract checks it again.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OrderAuth(pub std::sync::Arc<str>);
+
+impl OrderAuth {
+    pub fn new(text: impl Into<std::sync::Arc<str>>) -> OrderAuth {
+        OrderAuth(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An order arriving at a market.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NewOrder {

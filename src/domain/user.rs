@@ -26,7 +26,7 @@ use super::ids::{AssetId, ClientOrderId, MarketId, OrderId, TradeId, UserId};
 use super::ledger::{Account, Balance, LedgerError, OrderLock};
 use super::market::MarketSpec;
 use super::market_event::{CancelReason, ExpireReason, MarketEvent, RejectReason, Trade};
-use super::order::{NewOrder, Side};
+use super::order::{NewOrder, OrderAuth, Side};
 use super::units::{Amount, PriceTicks, QtyLots};
 
 /// Open orders a user may hold at once (placed and not yet closed by its market).
@@ -44,6 +44,9 @@ pub struct OrderRequest {
     pub order: NewOrder,
     pub client_order_id: Option<ClientOrderId>,
     pub nonce: u64,
+    /// The user's signature over the order, carried to settlement (None where nothing settles
+    /// on-chain, as in `hob match`-style tests).
+    pub auth: Option<OrderAuth>,
 }
 
 /// What a user can be asked to do.
@@ -115,6 +118,7 @@ pub enum UserEvent {
         nonce: u64,
         lock: OrderLock,
         spec: MarketSpec,
+        auth: Option<OrderAuth>,
     },
     /// The market accepted the placement.
     OrderAcknowledged {
@@ -454,7 +458,7 @@ impl UserState {
             UserEvent::Deposited { asset, amount } => self.account.deposit(*asset, *amount)?,
             UserEvent::Withdrawn { asset, amount } => self.account.withdraw(*asset, *amount)?,
             UserEvent::SettlementConfirmed { asset, amount } => self.account.confirm_settlement(*asset, *amount)?,
-            UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec } => {
+            UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec, .. } => {
                 self.apply_placed(*market, order, client_order_id, *nonce, lock, spec)?
             }
             UserEvent::OrderAcknowledged { order, .. } => {
@@ -697,7 +701,7 @@ impl UserState {
     }
 
     fn decide_place(&self, spec: &MarketSpec, request: OrderRequest) -> Result<Vec<UserEvent>, UserReject> {
-        let OrderRequest { market, order, client_order_id, nonce } = request;
+        let OrderRequest { market, order, client_order_id, nonce, auth } = request;
         if order.user != self.user {
             return Err(UserReject::WrongUser);
         }
@@ -725,7 +729,7 @@ impl UserState {
         if available < lock.amount {
             return Err(LedgerError::InsufficientBalance { asset: lock.asset, needed: lock.amount, available }.into());
         }
-        Ok(vec![UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec: spec.clone() }])
+        Ok(vec![UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec: spec.clone(), auth }])
     }
 
     fn decide_amend(

@@ -5,14 +5,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::payload::{user_from_wire, PayloadError, WireAccepted};
-use crate::domain::{MarketCommand, NewOrder, OrderId, PriceTicks, QtyLots};
+use crate::domain::{MarketCommand, NewOrder, OrderAuth, OrderId, PriceTicks, QtyLots};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum WireMarketCommand {
-    Place { order: WireAccepted },
-    Cancel { order_id: u64, user: String },
-    Amend { order_id: u64, user: String, price_ticks: u64, qty_lots: u64 },
+    Place {
+        order: WireAccepted,
+        /// The user's signed order, for settlement (see `domain::OrderAuth`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+    },
+    Cancel {
+        order_id: u64,
+        user: String,
+    },
+    Amend {
+        order_id: u64,
+        user: String,
+        price_ticks: u64,
+        qty_lots: u64,
+    },
     ExpireDue,
     Halt,
     Resume,
@@ -21,7 +34,7 @@ pub enum WireMarketCommand {
 impl From<&MarketCommand> for WireMarketCommand {
     fn from(c: &MarketCommand) -> Self {
         match *c {
-            MarketCommand::Place(ref order) => WireMarketCommand::Place { order: order.into() },
+            MarketCommand::Place(ref order) => WireMarketCommand::Place { order: order.into(), auth: None },
             MarketCommand::Cancel { order, user } => {
                 WireMarketCommand::Cancel { order_id: order.0, user: user.to_string() }
             }
@@ -42,7 +55,7 @@ impl TryFrom<&WireMarketCommand> for MarketCommand {
     type Error = PayloadError;
     fn try_from(w: &WireMarketCommand) -> Result<Self, PayloadError> {
         Ok(match w {
-            WireMarketCommand::Place { order } => MarketCommand::Place(NewOrder::try_from(order)?),
+            WireMarketCommand::Place { order, .. } => MarketCommand::Place(NewOrder::try_from(order)?),
             WireMarketCommand::Cancel { order_id, user } => {
                 MarketCommand::Cancel { order: OrderId(*order_id), user: user_from_wire("user", user)? }
             }
@@ -64,11 +77,30 @@ pub fn encode_market_command(command: &MarketCommand) -> Value {
     serde_json::to_value(WireMarketCommand::from(command)).unwrap_or(Value::Null)
 }
 
+/// A command with the signed order that rides with a placement.
+pub fn encode_market_record(command: &MarketCommand, auth: Option<&OrderAuth>) -> Value {
+    let mut wire = WireMarketCommand::from(command);
+    if let WireMarketCommand::Place { auth: slot, .. } = &mut wire {
+        *slot = auth.map(|a| a.as_str().to_owned());
+    }
+    // A plain tagged enum of integers and strings always serializes.
+    serde_json::to_value(wire).unwrap_or(Value::Null)
+}
+
 pub fn decode_market_command(payload: &Value) -> Result<MarketCommand, PayloadError> {
+    decode_market_record(payload).map(|(command, _)| command)
+}
+
+/// The command and, for a placement, the user's signed order.
+pub fn decode_market_record(payload: &Value) -> Result<(MarketCommand, Option<OrderAuth>), PayloadError> {
     // Deserialized from the borrowed value: no copy of the record on the consumer's hot path.
     let wire = <WireMarketCommand as serde::Deserialize>::deserialize(payload)
         .map_err(|source| PayloadError::Json { event_type: "market.Command".into(), source })?;
-    MarketCommand::try_from(&wire)
+    let auth = match &wire {
+        WireMarketCommand::Place { auth: Some(a), .. } => Some(OrderAuth::new(a.as_str())),
+        _ => None,
+    };
+    Ok((MarketCommand::try_from(&wire)?, auth))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use super::payload::{
 use super::upcast::upcast_to_current;
 use crate::domain::{
     AssetId, Balance, Bps, CancelReason, ClientOrderId, ExpireReason, HeldMarket, MarketId, MarketSpec, NewOrder,
-    OpenOrder, OrderId, OrderLock, OrderStatus, PendingRequest, PriceTicks, QtyLots, RejectReason, ReleaseReason,
-    Trade, TradeId, UserApplyError, UserEvent, UserState, UserStateParts,
+    OpenOrder, OrderAuth, OrderId, OrderLock, OrderStatus, PendingRequest, PriceTicks, QtyLots, RejectReason,
+    ReleaseReason, Trade, TradeId, UserApplyError, UserEvent, UserState, UserStateParts,
 };
 
 pub const DEPOSITED: &str = "user.Deposited";
@@ -108,6 +108,9 @@ pub struct WireOrderPlaced {
     pub nonce: u64,
     pub lock: WireLock,
     pub spec: WireSpec,
+    /// The user's signed order (see `domain::OrderAuth`); absent when unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// `user.OrderAcknowledged`, `user.CancelRequested` v1.
@@ -426,7 +429,7 @@ impl From<&UserEvent> for WireUserEvent {
             UserEvent::SettlementConfirmed { asset, amount } => {
                 WireUserEvent::SettlementConfirmed(asset_amount(asset, amount))
             }
-            UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec } => {
+            UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec, auth } => {
                 WireUserEvent::OrderPlaced(WireOrderPlaced {
                     market: market.to_string(),
                     order: order.into(),
@@ -434,6 +437,7 @@ impl From<&UserEvent> for WireUserEvent {
                     nonce: *nonce,
                     lock: lock.into(),
                     spec: spec.into(),
+                    auth: auth.as_ref().map(|a| a.as_str().to_owned()),
                 })
             }
             UserEvent::OrderAcknowledged { market, order } => {
@@ -520,6 +524,7 @@ impl TryFrom<WireUserEvent> for UserEvent {
                 nonce: p.nonce,
                 lock: (&p.lock).try_into()?,
                 spec: (&p.spec).try_into()?,
+                auth: p.auth.as_deref().map(OrderAuth::new),
             },
             WireUserEvent::OrderAcknowledged(r) => {
                 UserEvent::OrderAcknowledged { market: market(&r.market)?, order: OrderId(r.order_id) }
@@ -824,8 +829,17 @@ mod tests {
                 nonce: u64::MAX,
                 lock,
                 spec: s.clone(),
+                auth: Some(OrderAuth::new(r#"{"signature":"0x01"}"#)),
             },
-            UserEvent::OrderPlaced { market: m, order, client_order_id: None, nonce: 0, lock, spec: s.clone() },
+            UserEvent::OrderPlaced {
+                market: m,
+                order,
+                client_order_id: None,
+                nonce: 0,
+                lock,
+                spec: s.clone(),
+                auth: None,
+            },
             UserEvent::OrderAcknowledged { market: m, order: o },
             UserEvent::CancelRequested { market: m, order: o },
             UserEvent::CancelRejected { market: m, order: o, reason: RejectReason::UnknownOrder },

@@ -165,7 +165,7 @@ impl Projector {
             for envelope in chunk {
                 // Queue bookkeeping of the stream's actor (see `actors::consumed`): no view
                 // reads it, the checkpoint still passes it.
-                if envelope.event_type == crate::actors::consumed::CONSUMED {
+                if crate::actors::is_bookkeeping(&envelope.event_type) {
                     a.pass(envelope.version);
                     b.pass(envelope.version);
                     c.pass(envelope.version);
