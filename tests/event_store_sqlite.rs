@@ -149,7 +149,10 @@ async fn edited_and_corrupt_rows_are_named_by_stream_and_version() {
     // A payload that no longer parses: a typed error naming the event.
     tamper(&raw, &stream, 4, |b| replace_once(b, br#""order_id":4"#, br#""order_id":x"#));
     let err = store.read_stream(&stream, 1).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Corrupt { stream: s, version: 4, reason } if s == stream.as_str() && reason.contains("payload")), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Corrupt { stream: s, version: 4, reason } if s == stream.as_str() && reason.contains("payload")),
+        "{err:?}"
+    );
 
     // A truncated commit: the event cut short is named.
     tamper(&raw, &stream, 1, |b| b.truncate(b.len() - 10));

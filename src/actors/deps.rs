@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::events::{Clock, EventEnvelope, PayloadError, StoreError, StreamId};
+use crate::events::{Clock, EventEnvelope, PayloadError, RawEvent, StoreError, StreamId};
 use crate::queue::MessageSource;
 
 /// The idempotency key of the append a queued record causes in `consumer`'s stream: a
@@ -119,12 +119,18 @@ pub async fn replay_stream<S: crate::events::EventStore>(
     store: &S,
     stream: &StreamId,
     from: u64,
-    mut fold: impl FnMut(EventEnvelope) -> Result<(), ActorError>,
+    mut fold: impl FnMut(RawEvent) -> Result<(), ActorError>,
 ) -> Result<(u64, u64), ActorError> {
     let (mut count, mut version) = (0u64, from);
     loop {
-        let page = store.read_stream_page(stream, version + 1, REPLAY_PAGE).await?;
-        check_sequence(&page, version + 1)?;
+        let page = store.read_stream_raw(stream, version + 1, REPLAY_PAGE).await?;
+        for (i, e) in page.iter().enumerate() {
+            let expected = version + 1 + i as u64;
+            if e.version != expected {
+                let reason = format!("expected version {expected}");
+                return Err(ActorError::Replay { stream: stream.clone(), version: e.version, reason });
+            }
+        }
         let full = page.len() == REPLAY_PAGE;
         for stored in page {
             version = stored.version;

@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId,
+    decode_market_event_bytes, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 
@@ -115,12 +115,12 @@ impl<S: EventStore + 'static> MarketActor<S> {
             let replay =
                 |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
             if stored.event_type == CONSUMED {
-                return consumed.apply(&stored.payload).map_err(replay);
+                return consumed.apply(&stored.value().map_err(replay)?).map_err(replay);
             }
             if stored.event_type == ORDER_AUTHORIZED {
-                return auths.apply(&stored.payload).map_err(replay);
+                return auths.apply(&stored.value().map_err(replay)?).map_err(replay);
             }
-            let event = decode_market_event(&stored.event_type, stored.schema_version, stored.payload)
+            let event = decode_market_event_bytes(&stored.event_type, stored.schema_version, &stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
             market.apply(&event).map_err(|e| replay(e.to_string()))?;
             auths.forget_ended(&event);

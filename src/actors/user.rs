@@ -17,7 +17,7 @@ use crate::domain::{
     QtyLots, UserId,
 };
 use crate::events::market_command::encode_market_record;
-use crate::events::user_payload::{decode_user_event, decode_user_snapshot, encode_user_event, encode_user_snapshot};
+use crate::events::user_payload::{decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot};
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
 
@@ -145,9 +145,9 @@ impl<S: EventStore + 'static> UserActor<S> {
             let replay =
                 |reason: String| ActorError::Replay { stream: stream.clone(), version: stored.version, reason };
             if stored.event_type == CONSUMED {
-                return consumed.apply(&stored.payload).map_err(replay);
+                return consumed.apply(&stored.value().map_err(replay)?).map_err(replay);
             }
-            let event = decode_user_event(&stored.event_type, stored.schema_version, stored.payload)
+            let event = decode_user_event_bytes(&stored.event_type, stored.schema_version, &stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
             state.apply(&event).map_err(|e| replay(e.to_string()))
         })

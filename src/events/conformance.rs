@@ -90,6 +90,14 @@ pub async fn streams_read_in_pages<S: EventStore>(store: &S) {
     assert_eq!(ok("page 2", store.read_stream_page(&s, 3, 2)).await, all[2..4].to_vec());
     assert_eq!(ok("last page", store.read_stream_page(&s, 5, 2)).await, all[4..].to_vec());
     assert!(ok("past the end", store.read_stream_page(&s, 6, 2)).await.is_empty());
+    // The replay path reads the same events: positions, types and payloads.
+    ok("append more", store.append(request(&s, 5, (6..=7).map(event).collect(), vec![], None))).await;
+    let all = ok("read all again", store.read_stream(&s, 1)).await;
+    let raw = ok("raw", store.read_stream_raw(&s, 2, 4)).await;
+    let expected: Vec<_> = all[1..5].iter().map(|e| (e.version, e.event_type.clone(), e.payload.clone())).collect();
+    let got: Vec<_> = raw.iter().map(|e| (e.version, e.event_type.clone(), e.value().unwrap_or_default())).collect();
+    assert_eq!(got, expected);
+    assert_eq!(ok("raw tail", store.read_stream_raw(&s, 7, 10)).await.len(), 1);
 }
 
 pub async fn appends_are_ordered_and_hash_chained<S: EventStore>(store: &S) {

@@ -56,6 +56,35 @@ pub struct AppendResult {
     pub deduplicated: bool,
 }
 
+/// A stored event as an actor's replay needs it: its position, type and stored payload bytes,
+/// without the envelope's ids and hashes (the auditor checks those) and without building a
+/// generic JSON value, so replay decodes straight into the wire types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub version: u64,
+    pub event_type: String,
+    pub schema_version: u16,
+    /// The payload as JSON text.
+    pub payload: Vec<u8>,
+}
+
+impl RawEvent {
+    pub fn from_envelope(e: EventEnvelope) -> RawEvent {
+        RawEvent {
+            version: e.version,
+            // A `Value` always serializes.
+            payload: serde_json::to_vec(&e.payload).unwrap_or_default(),
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+        }
+    }
+
+    /// The payload as a generic JSON value, for the few bookkeeping events read that way.
+    pub fn value(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_slice(&self.payload).map_err(|e| format!("{}: {e}", self.event_type))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub stream: StreamId,
@@ -134,6 +163,20 @@ pub trait EventStore: Send + Sync {
             let mut events = self.read_stream(stream, from_version).await?;
             events.truncate(limit);
             Ok(events)
+        }
+    }
+
+    /// Like `read_stream_page`, as `RawEvent`s: the replay path.
+    fn read_stream_raw(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RawEvent>, StoreError>> + Send {
+        async move {
+            // Portable fallback; adapters that store JSON text hand it over as it is.
+            let page = self.read_stream_page(stream, from_version, limit).await?;
+            Ok(page.into_iter().map(RawEvent::from_envelope).collect())
         }
     }
 

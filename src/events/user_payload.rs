@@ -293,6 +293,13 @@ pub fn encode_user_event(event: &UserEvent) -> EncodedUserEvent {
     }
 }
 
+/// Decodes a stored user event from its payload text (any known schema version).
+pub fn decode_user_event_bytes(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<UserEvent, PayloadError> {
+    let value = serde_json::from_slice(payload)
+        .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })?;
+    decode_user_event(event_type, schema_version, value)
+}
+
 /// Decodes a stored user event of any known schema version. A value that parses but is not
 /// valid (an asset symbol with spaces, an inconsistent market spec) is a schema mismatch.
 pub fn decode_user_event(event_type: &str, schema_version: u16, payload: Value) -> Result<UserEvent, PayloadError> {

@@ -19,9 +19,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
-use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, Snapshot, StoreError};
+use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, Snapshot, StoreError};
 use crate::store::sqlite_codec::{
-    all_published, decode_commit, decode_outbox, encode_outbox, is_published, set_published, CommitWriter,
+    all_published, decode_commit, decode_commit_raw, decode_outbox, encode_outbox, is_published, set_published,
+    CodecError, CommitWriter,
 };
 
 #[derive(Clone, Debug)]
@@ -446,13 +447,7 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .and_then(|mut stmt| {
-        stmt.execute(params![
-            stream_id,
-            first_sql,
-            head_version,
-            req.idempotency_key,
-            commit.finish()
-        ])
+        stmt.execute(params![stream_id, first_sql, head_version, req.idempotency_key, commit.finish()])
     })
     .map_err(backend)?;
     if !req.outbox.is_empty() {
@@ -465,9 +460,7 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
         conn.prepare_cached(
             "INSERT INTO idempotency (key, stream, first_version, last_version, last_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut stmt| {
-            stmt.execute(params![key, stream_name, first_sql, head_version, last_hash.as_slice()])
-        })
+        .and_then(|mut stmt| stmt.execute(params![key, stream_name, first_sql, head_version, last_hash.as_slice()]))
         .map_err(backend)?;
     }
     Ok(AppendResult { stream: req.stream, first_version, last_version: version, last_hash, deduplicated: false })
@@ -482,21 +475,57 @@ fn read_stream_sync(
     limit: usize,
 ) -> Result<Vec<EventEnvelope>, StoreError> {
     let mut out = Vec::new();
-    let Some(stream_id) = stream_row_id(conn, stream)? else { return Ok(out) };
+    let from = from_version.max(1);
+    read_commits(conn, stream, from, |first, key, blob| {
+        if out.len() >= limit {
+            return Ok(None);
+        }
+        decode_commit(stream, first, &key, blob, from, limit, &mut out).map(Some)
+    })?;
+    Ok(out)
+}
+
+/// `read_stream_sync` for replay: the payload's stored text, no envelope.
+fn read_stream_raw_sync(
+    conn: &Connection,
+    stream: &StreamId,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<RawEvent>, StoreError> {
+    let mut out = Vec::new();
+    let from = from_version.max(1);
+    read_commits(conn, stream, from, |first, _, blob| {
+        if out.len() >= limit {
+            return Ok(None);
+        }
+        decode_commit_raw(first, blob, from, limit, &mut out).map(Some)
+    })?;
+    Ok(out)
+}
+
+/// Hands `stream`'s commits holding versions >= `from` to `decode` in order, checking they
+/// are gapless; `decode` returns the commit's event count, or None to stop.
+fn read_commits(
+    conn: &Connection,
+    stream: &StreamId,
+    from: u64,
+    mut decode: impl FnMut(u64, Option<String>, &[u8]) -> Result<Option<u64>, CodecError>,
+) -> Result<(), StoreError> {
+    let Some(stream_id) = stream_row_id(conn, stream)? else { return Ok(()) };
     let mut stmt = conn
         .prepare_cached(
             "SELECT first_version, last_version, idempotency_key, events FROM commits
              WHERE stream_id = ?1 AND last_version >= ?2 ORDER BY last_version",
         )
         .map_err(backend)?;
-    let from = from_version.max(1);
     let mut rows = stmt.query(params![stream_id, i64::try_from(from).unwrap_or(i64::MAX)]).map_err(backend)?;
     let mut next: Option<u64> = None;
-    while out.len() < limit {
+    loop {
         let Some(r) = rows.next().map_err(backend)? else { break };
         let first = r.get::<_, i64>(0).map_err(backend)? as u64;
         let last = r.get::<_, i64>(1).map_err(backend)? as u64;
-        let corrupt = |version: u64, reason: String| StoreError::Corrupt { stream: stream.to_string(), version, reason };
+        let corrupt =
+            |version: u64, reason: String| StoreError::Corrupt { stream: stream.to_string(), version, reason };
         // The first commit may start before `from`; every later one starts where the last ended.
         let expected = next.unwrap_or(first);
         if first != expected || first == 0 || last < first {
@@ -507,14 +536,15 @@ fn read_stream_sync(
         }
         let key: Option<String> = r.get(2).map_err(|e| corrupt(first, format!("idempotency_key: {e}")))?;
         let blob = r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(first, format!("events: {e}")))?;
-        let count = decode_commit(stream, first, &key, blob, from, limit, &mut out)
-            .map_err(|e| corrupt(first + e.index as u64, e.reason))?;
+        let Some(count) = decode(first, key, blob).map_err(|e| corrupt(first + e.index as u64, e.reason))? else {
+            break;
+        };
         if first + count != last + 1 {
             return Err(corrupt(first + count, format!("commit {first}..={last} holds {count} events")));
         }
         next = Some(last + 1);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn stream_row_id(conn: &Connection, stream: &StreamId) -> Result<Option<i64>, StoreError> {
@@ -549,6 +579,11 @@ impl EventStore for SqliteEventStore {
     ) -> Result<Vec<EventEnvelope>, StoreError> {
         let stream = stream.clone();
         self.read(move |conn| read_stream_sync(conn, &stream, from_version, limit)).await
+    }
+
+    async fn read_stream_raw(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<Vec<RawEvent>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| read_stream_raw_sync(conn, &stream, from_version, limit)).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
@@ -645,8 +680,8 @@ impl EventStore for SqliteEventStore {
                     |reason: String| StoreError::Corrupt { stream: stream.clone(), version: version as u64, reason };
                 let blob = r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| corrupt(format!("outbox: {e}")))?;
                 let mask = r.get_ref(4).map_err(backend)?.as_blob_or_null().map_err(|e| corrupt(e.to_string()))?;
-                let records = decode_outbox(blob)
-                    .map_err(|e| corrupt(format!("outbox record {}: {}", e.index, e.reason)))?;
+                let records =
+                    decode_outbox(blob).map_err(|e| corrupt(format!("outbox record {}: {}", e.index, e.reason)))?;
                 let stream_id = StreamId::parse(&stream).map_err(|e| corrupt(e.to_string()))?;
                 for (index, record) in records.into_iter().enumerate() {
                     let id = outbox_id(row, index);
@@ -669,7 +704,8 @@ impl EventStore for SqliteEventStore {
             ids.iter().map(|&id| ((id >> OUTBOX_INDEX_BITS) as i64, (id & 0xFFFF) as usize)).collect();
         by_row.sort_unstable();
         self.write(move |conn| {
-            let mut select = conn.prepare_cached("SELECT count, published FROM outbox WHERE id = ?1").map_err(backend)?;
+            let mut select =
+                conn.prepare_cached("SELECT count, published FROM outbox WHERE id = ?1").map_err(backend)?;
             let mut update = conn.prepare_cached("UPDATE outbox SET published = ?2 WHERE id = ?1").map_err(backend)?;
             let mut delete = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1").map_err(backend)?;
             for group in by_row.chunk_by(|a, b| a.0 == b.0) {

@@ -23,7 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::events::envelope::{canonical_json, EventEnvelope, StreamId};
-use crate::events::store::OutboxRecord;
+use crate::events::store::{OutboxRecord, RawEvent};
 use crate::events::NewEvent;
 
 /// Why a packed column does not decode; the caller names stream and version.
@@ -133,6 +133,71 @@ pub fn decode_commit(
     limit: usize,
     out: &mut Vec<EventEnvelope>,
 ) -> Result<u64, CodecError> {
+    walk_commit(first_version, bytes, |packed| {
+        if packed.version < from || out.len() >= limit {
+            return Ok(());
+        }
+        let payload: Value = serde_json::from_slice(packed.payload).map_err(|x| format!("payload: {x}"))?;
+        out.push(EventEnvelope {
+            stream: stream.clone(),
+            version: packed.version,
+            event_id: packed.event_id,
+            occurred_at: packed.occurred_at,
+            correlation_id: packed.correlation_id,
+            causation_id: packed.causation_id,
+            idempotency_key: idempotency_key.clone(),
+            event_type: packed.event_type.to_owned(),
+            schema_version: packed.schema_version,
+            payload,
+            prev_hash: packed.prev_hash,
+            hash: packed.hash,
+        });
+        Ok(())
+    })
+}
+
+/// Like `decode_commit`, keeping only what replay needs and the payload as its stored text.
+pub fn decode_commit_raw(
+    first_version: u64,
+    bytes: &[u8],
+    from: u64,
+    limit: usize,
+    out: &mut Vec<RawEvent>,
+) -> Result<u64, CodecError> {
+    walk_commit(first_version, bytes, |packed| {
+        if packed.version >= from && out.len() < limit {
+            out.push(RawEvent {
+                version: packed.version,
+                event_type: packed.event_type.to_owned(),
+                schema_version: packed.schema_version,
+                payload: packed.payload.to_vec(),
+            });
+        }
+        Ok(())
+    })
+}
+
+/// One event of a commit, borrowed from the packed bytes.
+struct Packed<'a> {
+    version: u64,
+    event_id: Uuid,
+    occurred_at: DateTime<chrono::Utc>,
+    correlation_id: Uuid,
+    causation_id: Uuid,
+    event_type: &'a str,
+    schema_version: u16,
+    payload: &'a [u8],
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+/// Walks every event of a commit in order (all of them, so each one's implicit `prev_hash` is
+/// right), handing each to `visit`; returns how many there were.
+fn walk_commit(
+    first_version: u64,
+    bytes: &[u8],
+    mut visit: impl FnMut(Packed<'_>) -> Result<(), String>,
+) -> Result<u64, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     let err = |index: usize| move |reason: String| CodecError { index, reason };
     let mut prev_hash: [u8; 32] = r.array("prev_hash").map_err(err(0))?;
@@ -152,23 +217,19 @@ pub fn decode_commit(
         let payload_len = r.u32("payload length").map_err(e)? as usize;
         let payload = r.take(payload_len, "payload").map_err(e)?;
         let hash: [u8; 32] = r.array("hash").map_err(e)?;
-        if version >= from && out.len() < limit {
-            let payload: Value = serde_json::from_slice(payload).map_err(|x| e(format!("payload: {x}")))?;
-            out.push(EventEnvelope {
-                stream: stream.clone(),
-                version,
-                event_id,
-                occurred_at,
-                correlation_id,
-                causation_id,
-                idempotency_key: idempotency_key.clone(),
-                event_type: event_type.to_owned(),
-                schema_version,
-                payload,
-                prev_hash,
-                hash,
-            });
-        }
+        let packed = Packed {
+            version,
+            event_id,
+            occurred_at,
+            correlation_id,
+            causation_id,
+            event_type,
+            schema_version,
+            payload,
+            prev_hash,
+            hash,
+        };
+        visit(packed).map_err(e)?;
         prev_hash = hash;
         index += 1;
     }
@@ -203,7 +264,8 @@ pub fn decode_outbox(bytes: &[u8]) -> Result<Vec<OutboxRecord>, CodecError> {
         let g = r.u16("group length").map_err(e)? as usize;
         let group = r.str(g, "group").map_err(e)?.to_owned();
         let p = r.u32("payload length").map_err(e)? as usize;
-        let payload = serde_json::from_slice(r.take(p, "payload").map_err(e)?).map_err(|x| e(format!("payload: {x}")))?;
+        let payload =
+            serde_json::from_slice(r.take(p, "payload").map_err(e)?).map_err(|x| e(format!("payload: {x}")))?;
         out.push(OutboxRecord { destination, group, payload });
     }
     Ok(out)
