@@ -122,8 +122,8 @@ pub async fn replay_stream<S: crate::events::EventStore>(
     mut fold: impl FnMut(RawEvent) -> Result<(), ActorError>,
 ) -> Result<(u64, u64), ActorError> {
     let (mut count, mut version) = (0u64, from);
+    let mut page = store.read_stream_raw(stream, version + 1, REPLAY_PAGE).await?;
     loop {
-        let page = store.read_stream_raw(stream, version + 1, REPLAY_PAGE).await?;
         for (i, e) in page.iter().enumerate() {
             let expected = version + 1 + i as u64;
             if e.version != expected {
@@ -132,13 +132,29 @@ pub async fn replay_stream<S: crate::events::EventStore>(
             }
         }
         let full = page.len() == REPLAY_PAGE;
-        for stored in page {
-            version = stored.version;
-            count += 1;
-            fold(stored)?;
-        }
-        if !full {
-            return Ok((count, version));
+        let next_from = version + 1 + page.len() as u64;
+        // The next page is read (on the store's reader thread) while this one is folded: `join`
+        // polls the read first, which hands it to the reader, then runs the fold.
+        let next = async {
+            if full {
+                store.read_stream_raw(stream, next_from, REPLAY_PAGE).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let folded = async {
+            for stored in std::mem::take(&mut page) {
+                version = stored.version;
+                count += 1;
+                fold(stored)?;
+            }
+            Ok::<(), ActorError>(())
+        };
+        let (next, folded) = futures_util::future::join(next, folded).await;
+        folded?;
+        match next? {
+            Some(more) => page = more,
+            None => return Ok((count, version)),
         }
     }
 }
