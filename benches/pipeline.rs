@@ -6,6 +6,8 @@
 //!   disk's raw limit: the same number of bytes appended sequentially with the same number of
 //!   fsyncs the store made, and the ratio.
 //! - replay: a market stream of `HOB_REPLAY_EVENTS` events (default 1M) read and applied.
+//! - online: an actor whose stream has `HOB_ONLINE_EVENTS` events (default 10M) back online
+//!   from a snapshot 10,000 events behind the head (the default snapshot interval).
 //!
 //! `cargo bench --bench pipeline`; `HOB_BENCH_ORDERS` sets the orders (default 20,000).
 
@@ -155,17 +157,29 @@ fn raw_append(dir: &std::path::Path, bytes: usize, fsyncs: usize) -> Duration {
     start.elapsed()
 }
 
-async fn replay(events: usize) {
+/// A market stream of `events` real events (rest, trade, cancel) made by the real core; if
+/// `snapshot_behind` is set, a snapshot of the market that many events before the head.
+struct BuiltStream {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteEventStore>,
+    spec: MarketSpec,
+    version: u64,
+    resting: usize,
+    written: Duration,
+}
+
+async fn build_stream(events: usize, snapshot_behind: Option<usize>) -> BuiltStream {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteEventStore::open(dir.path().join("replay.db")).expect("open store"));
     let spec = spec("BTC-USDT");
     let stream = StreamId::market(spec.id);
-    // A realistic stream: orders that rest, trade and get cancelled, made by the real core.
     let mut market = Market::new(spec.clone());
     let mut pending: Vec<MarketEvent> = Vec::new();
     let mut version = 0u64;
     let mut id = 0u64;
     let clock = SystemClock;
+    let mut snapshot: Option<(u64, Vec<u8>)> = None;
+    let snapshot_at = snapshot_behind.map(|behind| events.saturating_sub(behind) as u64);
     let start = Instant::now();
     while (version as usize) < events {
         id += 1;
@@ -185,7 +199,15 @@ async fn replay(events: usize) {
             })
         };
         market.execute(command, TimestampMs(0), &mut pending);
-        if pending.len() >= 2_000 || (version as usize + pending.len()) >= events {
+        let applied = version + pending.len() as u64;
+        if snapshot.is_none() && snapshot_at.is_some_and(|at| applied >= at) && (applied as usize) <= events {
+            let state = ActorSnapshot::encode(&Consumed::default(), encode_market_snapshot(&market));
+            snapshot = Some((applied, state));
+        }
+        if pending.len() >= 2_000
+            || (version as usize + pending.len()) >= events
+            || snapshot.as_ref().is_some_and(|s| s.0 == applied && applied > version)
+        {
             let n = pending.len().min(events - version as usize);
             let batch: Vec<NewEvent> =
                 pending.drain(..).take(n).map(|e| NewEvent::market(&clock, Uuid::nil(), Uuid::nil(), &e)).collect();
@@ -199,41 +221,54 @@ async fn replay(events: usize) {
             version = store.append(request).await.expect("append").last_version;
         }
     }
-    let written = start.elapsed();
-    let deps = Arc::new(ActorDeps {
+    if let Some((at, state)) = snapshot {
+        let snapshot = Snapshot { stream: stream.clone(), version: at, state_hash: sha256(&state), state };
+        store.save_snapshot(snapshot).await.expect("snapshot");
+    }
+    BuiltStream { _dir: dir, store, spec, version, resting: market.book().len(), written: start.elapsed() }
+}
+
+fn deps(store: &Arc<SqliteEventStore>) -> Arc<ActorDeps<SqliteEventStore>> {
+    Arc::new(ActorDeps {
         store: store.clone(),
         clock: Arc::new(SystemClock),
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         settlement_group: "operator:bench".into(),
         snapshot_every: 0,
         counters: Arc::new(Counters::default()),
-    });
+    })
+}
+
+/// Replay: the whole stream read and applied, no snapshot.
+async fn replay(events: usize) {
+    let built = build_stream(events, None).await;
     let start = Instant::now();
-    let read = store.read_stream(&stream, 1).await.expect("read").len();
-    let reading = start.elapsed();
-    let start = Instant::now();
-    let actor = MarketActor::load(spec.clone(), deps.clone()).await.expect("replay");
+    let actor = MarketActor::load(built.spec.clone(), deps(&built.store)).await.expect("replay");
     let took = start.elapsed();
     drop(actor);
-    // Back online with a snapshot: the latest snapshot plus the events after it.
-    let state = ActorSnapshot::encode(&Consumed::default(), encode_market_snapshot(&market));
-    let snapshot = Snapshot { stream: stream.clone(), version, state_hash: sha256(&state), state };
-    store.save_snapshot(snapshot).await.expect("snapshot");
+    println!(
+        "| {} | {:.2} s | {:.0} | {} | {:.1} s |",
+        built.version,
+        took.as_secs_f64(),
+        built.version as f64 / took.as_secs_f64(),
+        built.resting,
+        built.written.as_secs_f64()
+    );
+}
+
+/// Back online: the latest snapshot (`behind` events before the head) plus the events after it.
+async fn online(events: usize, behind: usize) {
+    let built = build_stream(events, Some(behind)).await;
     let start = Instant::now();
-    let actor = MarketActor::load(spec, deps).await.expect("load from snapshot");
-    let online = start.elapsed();
+    let actor = MarketActor::load(built.spec.clone(), deps(&built.store)).await.expect("load from snapshot");
+    let took = start.elapsed();
     drop(actor);
     println!(
-        "| {version} | {:.2} s | {:.0} | {:.2} s to read {read} | {:.1} s |",
-        took.as_secs_f64(),
-        version as f64 / took.as_secs_f64(),
-        reading.as_secs_f64(),
-        written.as_secs_f64()
-    );
-    println!(
-        "\nBack online from a snapshot after {version} events ({} resting orders): {:.1} ms\n",
-        market.book().len(),
-        online.as_secs_f64() * 1e3
+        "| {} | {behind} | {} | {:.1} ms | {:.1} s |",
+        built.version,
+        built.resting,
+        took.as_secs_f64() * 1e3,
+        built.written.as_secs_f64()
     );
 }
 
@@ -244,6 +279,8 @@ fn main() {
     let orders: usize = std::env::var("HOB_BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let replay_events: usize =
         std::env::var("HOB_REPLAY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let online_events: usize =
+        std::env::var("HOB_ONLINE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     actix_rt::System::new().block_on(async move {
         println!("\n## Durable path ({orders} orders)\n");
         println!("| markets | users | orders | accepted/s | matched+committed/s | fsync batches | jobs/batch | raw-append orders/s | ratio |");
@@ -252,9 +289,17 @@ fn main() {
             durable(1, orders, 200).await;
             durable(4, orders, 200).await;
         }
-        println!("\n## Replay\n");
-        println!("| events | read + decode + apply | events/s | of which reading rows | written in |");
-        println!("| ---: | ---: | ---: | ---: | ---: |");
-        replay(replay_events).await;
+        if replay_events > 0 {
+            println!("\n## Replay (no snapshot)\n");
+            println!("| events | read + decode + apply | events/s | resting orders | written in |");
+            println!("| ---: | ---: | ---: | ---: | ---: |");
+            replay(replay_events).await;
+        }
+        if online_events > 0 {
+            println!("\n## Back online (snapshot + later events)\n");
+            println!("| events | snapshot behind head | resting orders | online in | written in |");
+            println!("| ---: | ---: | ---: | ---: | ---: |");
+            online(online_events, 10_000).await;
+        }
     });
 }
