@@ -61,15 +61,28 @@ impl Consumed {
     }
 }
 
-/// An actor's snapshot: the domain state's own snapshot bytes and the consumed positions.
-#[derive(Serialize, Deserialize)]
+/// An actor's snapshot: the domain state's own snapshot bytes, the consumed positions, and
+/// actor-level state beside the domain's.
+///
+/// Stored as `HOBSNAP2`, a u32 big-endian length, a small JSON header (`consumed`, `extra`),
+/// then the domain snapshot's bytes as they are: a large book is never escaped into a JSON
+/// string and parsed twice.
+#[derive(Debug, PartialEq)]
 pub struct ActorSnapshot {
     pub consumed: Consumed,
-    /// The domain snapshot (JSON text, as its codec wrote it).
-    pub state: String,
-    /// Actor-level state beside the domain's (a market's signed orders); absent when empty.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
+    /// The domain snapshot, as its codec wrote it.
+    pub state: Vec<u8>,
+    /// Actor-level state beside the domain's (a market's signed orders); null when empty.
     pub extra: Value,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"HOBSNAP2";
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    consumed: Consumed,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    extra: Value,
 }
 
 impl ActorSnapshot {
@@ -78,14 +91,28 @@ impl ActorSnapshot {
     }
 
     pub fn encode_with(consumed: &Consumed, state: Vec<u8>, extra: Value) -> Vec<u8> {
-        let state = String::from_utf8_lossy(&state).into_owned();
-        let snapshot = ActorSnapshot { consumed: consumed.clone(), state, extra };
-        // A map of strings to integer pairs, a string and a JSON value always serialize.
-        serde_json::to_vec(&snapshot).unwrap_or_default()
+        let header = SnapshotHeader { consumed: consumed.clone(), extra };
+        // A map of strings to integer pairs and a JSON value always serialize.
+        let header = serde_json::to_vec(&header).unwrap_or_default();
+        let mut out = Vec::with_capacity(12 + header.len() + state.len());
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&state);
+        out
     }
 
+    /// None if the bytes are not a snapshot of this layout (the actor then replays its stream).
     pub fn decode(bytes: &[u8]) -> Option<ActorSnapshot> {
-        serde_json::from_slice(bytes).ok()
+        let rest = bytes.strip_prefix(SNAPSHOT_MAGIC)?;
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return None;
+        }
+        let (header, state) = rest.split_at(len);
+        let header: SnapshotHeader = serde_json::from_slice(header).ok()?;
+        Some(ActorSnapshot { consumed: header.consumed, state: state.to_vec(), extra: header.extra })
     }
 }
 
@@ -124,5 +151,17 @@ mod tests {
         sources.iter().for_each(|s| direct.advance(s));
         assert_eq!(folded, direct);
         assert!(folded.apply(&json!({"sources": [{"stream": "nope", "version": 1, "index": 0}]})).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_anything_else_is_refused() {
+        let mut consumed = Consumed::default();
+        consumed.advance(&source(&StreamId::user(UserId([1; 20])), 3, 1));
+        let state = br#"{"book":"\"quoted\""}"#.to_vec();
+        let bytes = ActorSnapshot::encode_with(&consumed, state.clone(), json!([[1, "auth"]]));
+        let back = ActorSnapshot::decode(&bytes);
+        assert_eq!(back, Some(ActorSnapshot { consumed, state, extra: json!([[1, "auth"]]) }));
+        assert_eq!(ActorSnapshot::decode(&bytes[..10]), None);
+        assert_eq!(ActorSnapshot::decode(b"{\"consumed\":{}}"), None);
     }
 }

@@ -20,7 +20,8 @@ use crate::domain::{
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event_bytes, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId,
+    decode_market_event_bytes, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot,
+    StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 
@@ -102,7 +103,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
             Some(snap) => match ActorSnapshot::decode(&snap.state) {
                 Some(actor) if sha256(&snap.state) == snap.state_hash => {
                     let auths = OrderAuths::from_snapshot(&actor.extra);
-                    match (decode_market_snapshot(spec.clone(), actor.state.as_bytes()), auths) {
+                    match (decode_market_snapshot(spec.clone(), &actor.state), auths) {
                         (Ok(market), Some(auths)) => (market, actor.consumed, auths, snap.version),
                         _ => fresh(&deps),
                     }

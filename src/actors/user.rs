@@ -14,10 +14,12 @@ use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId, PriceTicks,
-    QtyLots, UserId,
+    QtyLots, Trade, UserId,
 };
 use crate::events::market_command::encode_market_record;
-use crate::events::user_payload::{decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot};
+use crate::events::user_payload::{
+    decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot,
+};
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
 
@@ -51,6 +53,12 @@ pub enum UserOp {
     ConfirmSettlement {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A trade of the user's `order` that the settlement operator gave up on.
+    VoidTrade {
+        market: MarketId,
+        order: OrderId,
+        trade: Trade,
     },
 }
 
@@ -132,7 +140,7 @@ impl<S: EventStore + 'static> UserActor<S> {
         let (mut state, mut consumed, from) = match deps.store.load_latest_snapshot(&stream).await? {
             Some(snap) => match ActorSnapshot::decode(&snap.state) {
                 Some(actor) if sha256(&snap.state) == snap.state_hash => {
-                    match decode_user_snapshot(actor.state.as_bytes()) {
+                    match decode_user_snapshot(&actor.state) {
                         Ok(state) if state.user() == user => (state, actor.consumed, snap.version),
                         _ => fresh(&deps),
                     }
@@ -188,6 +196,9 @@ impl<S: EventStore + 'static> UserActor<S> {
             UserOp::ApplyMarket { market, event } => UserCommand::ApplyMarket { spec: self.spec(*market)?, event },
             UserOp::ConfirmSettlement { asset, amount } => {
                 UserCommand::ConfirmSettlement { asset: *asset, amount: *amount }
+            }
+            UserOp::VoidTrade { market, order, trade } => {
+                UserCommand::VoidTrade { spec: self.spec(*market)?, order: *order, trade }
             }
         };
         self.state.decide(command).map_err(UserError::Rejected)
