@@ -9,7 +9,8 @@
 //! - online: an actor whose stream has `HOB_ONLINE_EVENTS` events (default 10M) back online
 //!   from a snapshot 10,000 events behind the head (the default snapshot interval).
 //!
-//! `cargo bench --bench pipeline`; `HOB_BENCH_ORDERS` sets the orders (default 20,000).
+//! `cargo bench --bench pipeline`; `HOB_BENCH_ORDERS` sets the orders (default 20,000),
+//! `HOB_BENCH_USERS` the users placing them concurrently (default 200).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -279,6 +280,7 @@ fn main() {
     let orders: usize = std::env::var("HOB_BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let replay_events: usize =
         std::env::var("HOB_REPLAY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let users: u32 = std::env::var("HOB_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let online_events: usize =
         std::env::var("HOB_ONLINE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     actix_rt::System::new().block_on(async move {
@@ -286,8 +288,8 @@ fn main() {
         println!("| markets | users | orders | accepted/s | matched+committed/s | fsync batches | jobs/batch | raw-append orders/s | ratio |");
         println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         if orders > 0 {
-            durable(1, orders, 200).await;
-            durable(4, orders, 200).await;
+            durable(1, orders, users).await;
+            durable(4, orders, users).await;
         }
         if replay_events > 0 {
             println!("\n## Replay (no snapshot)\n");
