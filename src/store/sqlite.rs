@@ -520,8 +520,7 @@ fn read_commits(
         .map_err(backend)?;
     let mut rows = stmt.query(params![stream_id, i64::try_from(from).unwrap_or(i64::MAX)]).map_err(backend)?;
     let mut next: Option<u64> = None;
-    loop {
-        let Some(r) = rows.next().map_err(backend)? else { break };
+    while let Some(r) = rows.next().map_err(backend)? {
         let first = r.get::<_, i64>(0).map_err(backend)? as u64;
         let last = r.get::<_, i64>(1).map_err(backend)? as u64;
         let corrupt =
@@ -581,7 +580,12 @@ impl EventStore for SqliteEventStore {
         self.read(move |conn| read_stream_sync(conn, &stream, from_version, limit)).await
     }
 
-    async fn read_stream_raw(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<Vec<RawEvent>, StoreError> {
+    async fn read_stream_raw(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RawEvent>, StoreError> {
         let stream = stream.clone();
         self.read(move |conn| read_stream_raw_sync(conn, &stream, from_version, limit)).await
     }
