@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::payload::{side_from_wire, side_to_wire, stp_from_wire, stp_to_wire, user_from_wire, PayloadError};
+use super::payload::{side_from_wire, stp_from_wire, user_from_wire, PayloadError};
 use super::payload::{WireSide, WireStp};
 use crate::domain::{
     Market, MarketSpec, MarketStatus, OrderId, PriceTicks, QtyLots, RestingOrder, Side, StpMode, TimestampMs, TradeId,
@@ -63,6 +63,8 @@ fn resting_orders(market: &Market) -> Vec<RestingOrder> {
     orders
 }
 
+/// The v1 JSON form, kept for the test that v1 snapshots still restore.
+#[cfg(test)]
 fn wire(market: &Market) -> WireMarketSnapshot {
     WireMarketSnapshot {
         snapshot_version: MARKET_SNAPSHOT_VERSION,
@@ -74,12 +76,12 @@ fn wire(market: &Market) -> WireMarketSnapshot {
             .map(|o| WireResting {
                 id: o.id.0,
                 user: o.user.to_string(),
-                side: side_to_wire(o.side),
+                side: super::payload::side_to_wire(o.side),
                 price_ticks: o.price.0,
                 qty_lots: o.qty.0,
                 expiry_ms: o.expiry.map(|t| t.0),
                 post_only: o.post_only,
-                stp: stp_to_wire(o.stp),
+                stp: super::payload::stp_to_wire(o.stp),
             })
             .collect(),
     }
