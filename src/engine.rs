@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
+use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
@@ -32,6 +33,8 @@ use crate::events::{decode_market_event, Clock, EventStore};
 use crate::projections::{Projector, ViewStore};
 use crate::queue::relay::{ConsumeTracker, OutboxRelay, PublishMode};
 use crate::queue::{Delivery, MessageSource, Queue, Receipt, MARKET_QUEUE, USER_QUEUE};
+use crate::settlement::records::{decode_user_record, UserSettlement};
+use crate::settlement::{Chain, SettlementConfig};
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -130,6 +133,8 @@ pub struct Engine<S: EventStore + 'static, Q: Queue + 'static> {
     queue: Arc<Q>,
     ids: OrderIds,
     shutdown: watch::Sender<bool>,
+    /// The relay's consumption tracker (non-durable queues), for consumers started later.
+    tracker: Option<Arc<ConsumeTracker>>,
 }
 
 impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
@@ -171,11 +176,30 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         ));
         actix_rt::spawn(consume_loop(
             queue.clone(),
-            Consumer { destination: USER_QUEUE, route: route_user, tracker },
+            Consumer { destination: USER_QUEUE, route: route_user, tracker: tracker.clone() },
             stop,
             registry.clone(),
         ));
-        Engine { registry, store, queue, ids: OrderIds::new(), shutdown }
+        Engine { registry, store, queue, ids: OrderIds::new(), shutdown, tracker }
+    }
+
+    /// Starts the settlement operator of `config.key`'s wallet on the current arbiter: it
+    /// consumes the settlement queue (its group must be this wallet: `settlement_group`) and
+    /// settles the trades on `chain`. Start it before trading, so no trade record is sent
+    /// before its consumer is known to the relay.
+    pub async fn start_settlement<C: Chain + 'static>(
+        &self,
+        config: SettlementConfig,
+        chain: Arc<C>,
+    ) -> Result<SettlementHandle<S, C>, SettlementError> {
+        let parts = EngineParts {
+            deps: self.registry.deps().clone(),
+            specs: self.registry.specs().clone(),
+            queue: self.queue.clone(),
+            tracker: self.tracker.clone(),
+            shutdown: self.shutdown.subscribe(),
+        };
+        crate::actors::settlement::start(parts, config, chain).await
     }
 
     pub fn registry(&self) -> &Arc<Registry<S>> {
@@ -503,8 +527,15 @@ impl GroupOutcome {
     }
 }
 
-/// A user-queue record: one market event about one of the user's orders.
+/// A user-queue record: one market event about one of the user's orders, or a settlement
+/// outcome (a trade's funds final, or a trade voided).
 fn decode_outcome(body: &mut serde_json::Value) -> Result<UserOp, EngineError> {
+    if let Some(record) = decode_user_record(body) {
+        return match record.map_err(|e| EngineError::BadRecord(e.to_string()))? {
+            UserSettlement::Confirm { asset, amount } => Ok(UserOp::ConfirmSettlement { asset, amount }),
+            UserSettlement::Void { market, order, trade } => Ok(UserOp::VoidTrade { market, order, trade }),
+        };
+    }
     let bad = |what: &str| EngineError::BadRecord(format!("user-queue record: {what}"));
     let market = body["market"].as_str().and_then(|m| MarketId::new(m).ok()).ok_or_else(|| bad("market"))?;
     let version = body["schema_version"].as_u64().and_then(|v| u16::try_from(v).ok()).ok_or_else(|| bad("v"))?;

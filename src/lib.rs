@@ -2,10 +2,14 @@
 //! chain; every state change is an append-only event. See ARCHITECTURE.md for the code map.
 
 pub mod actors;
+pub mod api;
+pub mod chain;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod match_tool;
 pub mod projections;
 pub mod queue;
+pub mod settlement;
 pub mod store;

@@ -347,6 +347,32 @@ fn a_confirmed_settlement_becomes_available() {
     assert_eq!(alice.balance(base()), balance(5_000, 0, 0));
 }
 
+#[test]
+fn a_voided_fill_takes_its_proceeds_out_of_settling_and_gives_its_cost_back_or_changes_nothing() {
+    let spec = spec();
+    let mut market = Market::new(spec.clone());
+    let mut alice = funded(quote(), 10_000);
+    trades(&mut market, sell(1, BOB, 100, 5));
+    let bid = buy(2, ALICE, 100, 5);
+    alice.lock_order(&spec, &bid).unwrap();
+    let [t] = trades(&mut market, bid)[..] else { panic!("one trade") };
+    alice.apply_fill(&spec, bid.id, &t).unwrap();
+    // Paid 5,000 + a 10 taker fee; settling 5,000 BTC units.
+    assert_eq!(alice.balance(quote()), balance(10_000 - 5_010, 0, 0));
+
+    let before = alice.clone();
+    let too_much = alice.void_fill((base(), Amount(5_001)), (quote(), Amount(5_010)));
+    assert_eq!(too_much, Err(LedgerError::Underflow { asset: base(), bucket: "settling" }));
+    assert_eq!(alice, before, "a refused void changes nothing");
+    let overflow = alice.void_fill((base(), Amount(5_000)), (quote(), Amount(u128::MAX)));
+    assert_eq!(overflow, Err(LedgerError::Overflow));
+    assert_eq!(alice, before);
+
+    alice.void_fill((base(), Amount(5_000)), (quote(), Amount(5_010))).unwrap();
+    assert_eq!(alice.balance(quote()), balance(10_000, 0, 0));
+    assert_eq!(alice.balance(base()), balance(0, 0, 0));
+}
+
 // ---------------------------------------------------------------------------------------
 // Fees
 

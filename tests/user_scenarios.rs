@@ -417,6 +417,81 @@ fn a_fill_moves_the_lock_to_settling_and_refunds_price_improvement() {
     assert_eq!(s.account().balance(base()), bal(55_000, 0, 0));
 }
 
+/// The trade a decided market run produced (the first one).
+fn first_trade(events: &[MarketEvent]) -> hob::domain::Trade {
+    events.iter().find_map(|e| if let MarketEvent::Traded(t) = e { Some(*t) } else { None }).unwrap()
+}
+
+/// Decides a void of `trade` for `order`, applies it, and checks replay still rebuilds the state.
+fn void(s: &mut UserState, log: &mut Vec<UserEvent>, order: u64, trade: &hob::domain::Trade) -> Vec<UserEvent> {
+    let before = s.clone();
+    let events = s.decide(UserCommand::VoidTrade { spec: &spec(), order: OrderId(order), trade }).unwrap();
+    assert_eq!(*s, before, "deciding never mutates");
+    for e in &events {
+        s.apply(e).unwrap();
+    }
+    log.extend(events.clone());
+    assert_invariants(s, log);
+    events
+}
+
+#[test]
+fn a_voided_buy_gives_back_the_quote_it_paid_with_its_fee_and_drops_the_base_it_was_settling() {
+    // Given Alice's buy of 5 @ 100 filled at 90 (she paid 4,500 + a 9 taker fee, settles 5,000 BTC units)
+    let mine = buy(2, ALICE, 100, 5);
+    let events = market_events(&[place(sell(1, BOB, 90, 5)), place(mine)]);
+    let (mut s, mut log) = run(with(funded(), [When::Place(req(mine, 1))]), &events);
+    let trade = first_trade(&events);
+    assert_eq!(s.account().balance(quote()), bal(100_000 - 4_509, 0, 0));
+    // When the trade is voided, then her balances are as before the trade
+    let voided = void(&mut s, &mut log, 2, &trade);
+    assert_eq!(
+        voided,
+        vec![UserEvent::TradeVoided {
+            market: spec().id,
+            order: OrderId(2),
+            trade: trade.id,
+            reclaimed_asset: base(),
+            reclaimed: Amount(5_000),
+            restored_asset: quote(),
+            restored: Amount(4_509),
+        }]
+    );
+    assert_eq!(s.account().balance(quote()), bal(100_000, 0, 0));
+    assert_eq!(s.account().balance(base()), bal(50_000, 0, 0));
+    // and a second void of the same trade is refused: there is nothing left settling for it
+    let again = s.decide(UserCommand::VoidTrade { spec: &spec(), order: OrderId(2), trade: &trade });
+    assert_eq!(again, Err(UserReject::Ledger(LedgerError::Underflow { asset: base(), bucket: "settling" })));
+}
+
+#[test]
+fn a_voided_maker_sell_gets_its_base_back_as_available_and_keeps_its_open_remainder_locked() {
+    // Given Alice's sell of 5 @ 100 resting, 2 lots taken by Bob (she settles 2,000 - a 2 maker fee)
+    let mine = sell(1, ALICE, 100, 5);
+    let events = market_events(&[place(mine), place(buy(2, BOB, 100, 2))]);
+    let (mut s, mut log) = run(with(funded(), [When::Place(req(mine, 1))]), &events);
+    let trade = first_trade(&events);
+    assert_eq!(s.account().balance(base()), bal(45_000, 3_000, 0));
+    assert_eq!(s.account().balance(quote()), bal(100_000, 0, 1_998));
+    // When the trade is voided, then the 2 lots are available again; the order still locks 3
+    void(&mut s, &mut log, 1, &trade);
+    assert_eq!(s.account().balance(base()), bal(47_000, 3_000, 0));
+    assert_eq!(s.account().balance(quote()), bal(100_000, 0, 0));
+    assert_eq!(s.open_order(OrderId(1)).map(|o| o.qty), Some(QtyLots(3)));
+}
+
+#[test]
+fn a_void_for_an_order_that_is_not_a_party_of_the_trade_is_refused() {
+    let mine = buy(2, ALICE, 100, 5);
+    let events = market_events(&[place(sell(1, BOB, 90, 5)), place(mine)]);
+    let (s, _) = run(with(funded(), [When::Place(req(mine, 1))]), &events);
+    let trade = first_trade(&events);
+    for order in [1, 7] {
+        let refused = s.decide(UserCommand::VoidTrade { spec: &spec(), order: OrderId(order), trade: &trade });
+        assert_eq!(refused, Err(UserReject::Ledger(LedgerError::NotParty(OrderId(order)))));
+    }
+}
+
 #[test]
 fn a_maker_sell_fills_partly_then_is_cancelled() {
     let mine = sell(1, ALICE, 100, 5);

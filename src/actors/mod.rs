@@ -13,6 +13,7 @@ pub mod deps;
 pub mod market;
 pub mod order_auths;
 pub mod registry;
+pub mod settlement;
 pub mod user;
 
 pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};

@@ -139,12 +139,10 @@ impl<S: EventStore + 'static> UserActor<S> {
         };
         let (mut state, mut consumed, from) = match deps.store.load_latest_snapshot(&stream).await? {
             Some(snap) => match ActorSnapshot::decode(&snap.state) {
-                Some(actor) if sha256(&snap.state) == snap.state_hash => {
-                    match decode_user_snapshot(&actor.state) {
-                        Ok(state) if state.user() == user => (state, actor.consumed, snap.version),
-                        _ => fresh(&deps),
-                    }
-                }
+                Some(actor) if sha256(&snap.state) == snap.state_hash => match decode_user_snapshot(&actor.state) {
+                    Ok(state) if state.user() == user => (state, actor.consumed, snap.version),
+                    _ => fresh(&deps),
+                },
                 _ => fresh(&deps),
             },
             None => (UserState::new(user), Consumed::default(), 0),

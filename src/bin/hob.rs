@@ -26,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the exchange server: REST, WebSocket, operator API and metrics (see README.md,
+    /// "Server" and "Configuration").
+    Serve(ServeArgs),
     /// Match orders read as JSON lines on stdin; write events as JSON lines on stdout.
     Match {
         /// Price step, a positive decimal (e.g. 0.01).
@@ -66,8 +69,82 @@ enum Command {
     },
 }
 
+/// Prints a line of `hob serve`'s banner; a closed stdout must not take the server down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `hob serve`'s flags; each overrides the config file and the `HOB_*` variables.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A TOML configuration file (see examples/hob.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// The event store: `sqlite:<file>`.
+    #[arg(long)]
+    store: Option<String>,
+    /// The view store: `sqlite:<file>`.
+    #[arg(long)]
+    views: Option<String>,
+    /// HTTP worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Bearer token of the operator API (prefer HOB_OPERATOR_TOKEN: flags show in `ps`).
+    #[arg(long)]
+    operator_token: Option<String>,
+    /// DEVELOPMENT ONLY: trust the X-Hob-User header as the caller's identity and mount the
+    /// private and trading routes. Anyone can then act as anyone.
+    #[arg(long)]
+    dev_insecure_user_header: bool,
+    /// DEVELOPMENT ONLY: mount POST /api/v1/dev/faucet, which credits test funds to any address.
+    #[arg(long)]
+    dev_faucet: bool,
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let flags = hob::config::ServeFlags {
+        listen: args.listen,
+        store: args.store,
+        views: args.views,
+        workers: args.workers,
+        operator_token: args.operator_token,
+        dev_insecure_user_header: args.dev_insecure_user_header,
+        dev_faucet: args.dev_faucet,
+    };
+    let config = hob::config::Config::load(args.config.as_deref(), std::env::vars(), &flags)?;
+    actix_rt::System::new().block_on(async move {
+        let server = hob::api::RunningServer::start(config.clone()).await?;
+        let addr = server.local_addr();
+        say!("hob serve: listening on http://{addr}");
+        say!("  REST       http://{addr}/api/v1/markets   (OpenAPI: http://{addr}/openapi.json)");
+        say!("  WebSocket  ws://{addr}/ws                 (docs/websocket.md)");
+        match config.operator.token {
+            Some(_) => say!("  operator   http://{addr}/operator/actors   (Authorization: Bearer <token>)"),
+            None => say!("  operator   disabled (no operator token configured)"),
+        }
+        say!("  metrics    http://{addr}/metrics   health: /healthz /readyz");
+        if config.server.dev_insecure_user_header {
+            say!("  DEVELOPMENT MODE: X-Hob-User is trusted as the caller's identity; do not expose this server");
+        }
+        if config.server.dev_faucet {
+            say!("  DEVELOPMENT faucet: POST http://{addr}/api/v1/dev/faucet");
+        }
+        actix_rt::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+        say!("hob serve: stopping");
+        server.stop().await;
+        Ok(())
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Serve(args) => serve(args)?,
         Command::Match { tick, lot, maker_fee_bps, taker_fee_bps, min_qty_lots, max_qty_lots } => {
             let config = MatchConfig { tick, lot, maker_fee_bps, taker_fee_bps, min_qty_lots, max_qty_lots };
             let stdin = BufReader::new(io::stdin().lock());

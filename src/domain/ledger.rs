@@ -304,6 +304,25 @@ impl Account {
         self.balances.insert(asset, b);
         Ok(())
     }
+
+    /// Undoes this account's side of a trade that will never settle: what the trade put in
+    /// settling (`reclaimed`) leaves, what it took (`restored`: the buyer's quote with its fee,
+    /// the seller's base) comes back as available. Both moves or neither: on an error nothing
+    /// changed. The order's remaining lock is not touched; the void is about the trade only.
+    pub fn void_fill(&mut self, reclaimed: (AssetId, Amount), restored: (AssetId, Amount)) -> Result<(), LedgerError> {
+        let (out_asset, out) = reclaimed;
+        let (in_asset, back) = restored;
+        let mut taken = self.balance(out_asset);
+        taken.settling = sub(taken.settling, out, out_asset, "settling")?;
+        let mut given = if in_asset == out_asset { taken } else { self.balance(in_asset) };
+        given.available = given.available.checked_add(back).ok_or(LedgerError::Overflow)?;
+        given.total().ok_or(LedgerError::Overflow)?;
+        if in_asset != out_asset {
+            self.balances.insert(out_asset, taken);
+        }
+        self.balances.insert(in_asset, given);
+        Ok(())
+    }
 }
 
 /// Fees collected, per asset.

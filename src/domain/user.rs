@@ -88,6 +88,13 @@ pub enum UserCommand<'a> {
         asset: AssetId,
         amount: Amount,
     },
+    /// A trade of this user's order `order` will never settle on-chain (its settlement was
+    /// refused or given up): undo its effect on the balances.
+    VoidTrade {
+        spec: &'a MarketSpec,
+        order: OrderId,
+        trade: &'a Trade,
+    },
 }
 
 /// Why an order's lock went back to available.
@@ -183,6 +190,18 @@ pub enum UserEvent {
     SettlementConfirmed {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A trade of this user's that will never settle, undone as a new event (the fill stays in
+    /// history): `reclaimed` of `reclaimed_asset` left settling, `restored` of
+    /// `restored_asset` (what the trade cost, its fee included) came back as available.
+    TradeVoided {
+        market: MarketId,
+        order: OrderId,
+        trade: TradeId,
+        reclaimed_asset: AssetId,
+        reclaimed: Amount,
+        restored_asset: AssetId,
+        restored: Amount,
     },
 }
 
@@ -449,6 +468,7 @@ impl UserState {
             }
             UserCommand::Amend { spec, order, price, qty } => self.decide_amend(spec, order, price, qty),
             UserCommand::ApplyMarket { spec, event } => Ok(self.decide_market(spec, event)),
+            UserCommand::VoidTrade { spec, order, trade } => self.decide_void(spec, order, trade),
         }
     }
 
@@ -458,6 +478,9 @@ impl UserState {
             UserEvent::Deposited { asset, amount } => self.account.deposit(*asset, *amount)?,
             UserEvent::Withdrawn { asset, amount } => self.account.withdraw(*asset, *amount)?,
             UserEvent::SettlementConfirmed { asset, amount } => self.account.confirm_settlement(*asset, *amount)?,
+            UserEvent::TradeVoided { reclaimed_asset, reclaimed, restored_asset, restored, .. } => {
+                self.account.void_fill((*reclaimed_asset, *reclaimed), (*restored_asset, *restored))?
+            }
             UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec, .. } => {
                 self.apply_placed(*market, order, client_order_id, *nonce, lock, spec)?
             }
@@ -768,6 +791,39 @@ impl UserState {
             }
         }
         Ok(vec![UserEvent::AmendRequested { market: spec.id, order, price, qty, previous, lock }])
+    }
+
+    /// The trade's effect on this user's side, reversed: the buyer gives back the base it
+    /// is settling and gets its quote and fee back; the seller gives back its net quote and
+    /// gets its base back. The fee account's share is reversed with it: what the trade moved
+    /// to fees returns to the payer.
+    fn decide_void(&self, spec: &MarketSpec, order: OrderId, trade: &Trade) -> Result<Vec<UserEvent>, UserReject> {
+        let overflow = || UserReject::Ledger(LedgerError::Overflow);
+        let (reclaimed_asset, reclaimed, restored_asset, restored) = if trade.buyer() == (order, self.user) {
+            let paid = trade.quote_amount.checked_add(trade.buyer_fee()).ok_or_else(overflow)?;
+            (spec.base, trade.base_amount, spec.quote, paid)
+        } else if trade.seller() == (order, self.user) {
+            let net = trade
+                .quote_amount
+                .checked_sub(trade.seller_fee())
+                .ok_or(LedgerError::Underflow { asset: spec.quote, bucket: "proceeds" })?;
+            (spec.quote, net, spec.base, trade.base_amount)
+        } else {
+            return Err(LedgerError::NotParty(order).into());
+        };
+        if self.account.balance(reclaimed_asset).settling < reclaimed {
+            return Err(LedgerError::Underflow { asset: reclaimed_asset, bucket: "settling" }.into());
+        }
+        self.account.balance(restored_asset).available.checked_add(restored).ok_or_else(overflow)?;
+        Ok(vec![UserEvent::TradeVoided {
+            market: spec.id,
+            order,
+            trade: trade.id,
+            reclaimed_asset,
+            reclaimed,
+            restored_asset,
+            restored,
+        }])
     }
 
     /// What the ledger's `relock` makes of `lock` at `price` for `qty` lots.

@@ -14,6 +14,8 @@ pub use envelope::{
     canonical_json, verify_chain, ChainError, Clock, EventEnvelope, ManualClock, NewEvent, StreamId, StreamIdError,
     SystemClock, GENESIS_HASH,
 };
-pub use payload::{decode_market_event, decode_market_event_bytes, encode_market_event, EncodedEvent, PayloadError, WireMarketEvent};
+pub use payload::{
+    decode_market_event, decode_market_event_bytes, encode_market_event, EncodedEvent, PayloadError, WireMarketEvent,
+};
 pub use store::{AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, RawEvent, Snapshot, StoreError};
 pub use upcast::{upcast_to_current, UpcastError};

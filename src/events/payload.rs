@@ -268,15 +268,16 @@ impl WireMarketEvent {
     /// Decodes stored payload text. At the current schema version it parses straight into
     /// the wire type (the replay hot path); an older version goes through its upcasters.
     pub fn from_bytes(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Self, PayloadError> {
-        let current = current_schema_version(event_type)
-            .ok_or_else(|| PayloadError::UnknownEventType(event_type.to_owned()))?;
+        let current =
+            current_schema_version(event_type).ok_or_else(|| PayloadError::UnknownEventType(event_type.to_owned()))?;
         if schema_version != current {
             let value = serde_json::from_slice(payload)
                 .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })?;
             return WireMarketEvent::from_payload(event_type, schema_version, value);
         }
         fn parse<'a, T: Deserialize<'a>>(event_type: &str, bytes: &'a [u8]) -> Result<T, PayloadError> {
-            serde_json::from_slice(bytes).map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })
+            serde_json::from_slice(bytes)
+                .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })
         }
         Ok(match event_type {
             ACCEPTED => WireMarketEvent::Accepted(parse(event_type, payload)?),

@@ -30,6 +30,7 @@ pub const FILL_APPLIED: &str = "user.FillApplied";
 pub const ORDER_RELEASED: &str = "user.OrderReleased";
 pub const ORDER_CLOSED: &str = "user.OrderClosed";
 pub const SETTLEMENT_CONFIRMED: &str = "user.SettlementConfirmed";
+pub const TRADE_VOIDED: &str = "user.TradeVoided";
 
 /// User event types and the schema version each is written at today.
 pub const USER_EVENT_TYPES: &[(&str, u16)] = &[
@@ -46,6 +47,7 @@ pub const USER_EVENT_TYPES: &[(&str, u16)] = &[
     (ORDER_RELEASED, 1),
     (ORDER_CLOSED, 1),
     (SETTLEMENT_CONFIRMED, 1),
+    (TRADE_VOIDED, 1),
 ];
 
 pub const USER_SNAPSHOT_VERSION: u16 = 1;
@@ -185,6 +187,18 @@ pub struct WireOrderClosed {
     pub released: String,
 }
 
+/// `user.TradeVoided` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTradeVoided {
+    pub market: String,
+    pub order_id: u64,
+    pub trade_id: u64,
+    /// Left settling.
+    pub reclaimed: WireAssetAmount,
+    /// Came back as available.
+    pub restored: WireAssetAmount,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WireUserEvent {
     Deposited(WireAssetAmount),
@@ -200,6 +214,7 @@ pub enum WireUserEvent {
     OrderReleased(WireOrderReleased),
     OrderClosed(WireOrderClosed),
     SettlementConfirmed(WireAssetAmount),
+    TradeVoided(WireTradeVoided),
 }
 
 /// A user event ready to be put in an envelope.
@@ -226,6 +241,7 @@ impl WireUserEvent {
             WireUserEvent::OrderReleased(_) => ORDER_RELEASED,
             WireUserEvent::OrderClosed(_) => ORDER_CLOSED,
             WireUserEvent::SettlementConfirmed(_) => SETTLEMENT_CONFIRMED,
+            WireUserEvent::TradeVoided(_) => TRADE_VOIDED,
         }
     }
 
@@ -252,6 +268,7 @@ impl WireUserEvent {
             WireUserEvent::FillApplied(p) => json(p),
             WireUserEvent::OrderReleased(p) => json(p),
             WireUserEvent::OrderClosed(p) => json(p),
+            WireUserEvent::TradeVoided(p) => json(p),
         }
     }
 
@@ -278,6 +295,7 @@ impl WireUserEvent {
             ORDER_RELEASED => WireUserEvent::OrderReleased(parse(event_type, payload)?),
             ORDER_CLOSED => WireUserEvent::OrderClosed(parse(event_type, payload)?),
             SETTLEMENT_CONFIRMED => WireUserEvent::SettlementConfirmed(parse(event_type, payload)?),
+            TRADE_VOIDED => WireUserEvent::TradeVoided(parse(event_type, payload)?),
             other => return Err(PayloadError::UnknownEventType(other.to_owned())),
         })
     }
@@ -294,7 +312,11 @@ pub fn encode_user_event(event: &UserEvent) -> EncodedUserEvent {
 }
 
 /// Decodes a stored user event from its payload text (any known schema version).
-pub fn decode_user_event_bytes(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<UserEvent, PayloadError> {
+pub fn decode_user_event_bytes(
+    event_type: &str,
+    schema_version: u16,
+    payload: &[u8],
+) -> Result<UserEvent, PayloadError> {
     let value = serde_json::from_slice(payload)
         .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })?;
     decode_user_event(event_type, schema_version, value)
@@ -503,6 +525,15 @@ impl From<&UserEvent> for WireUserEvent {
                 order_id: order.0,
                 released: released.0.to_string(),
             }),
+            UserEvent::TradeVoided { market, order, trade, reclaimed_asset, reclaimed, restored_asset, restored } => {
+                WireUserEvent::TradeVoided(WireTradeVoided {
+                    market: market.to_string(),
+                    order_id: order.0,
+                    trade_id: trade.0,
+                    reclaimed: asset_amount(reclaimed_asset, reclaimed),
+                    restored: asset_amount(restored_asset, restored),
+                })
+            }
         }
     }
 }
@@ -580,6 +611,15 @@ impl TryFrom<WireUserEvent> for UserEvent {
                 market: market(&c.market)?,
                 order: OrderId(c.order_id),
                 released: amount("released", &c.released)?,
+            },
+            WireUserEvent::TradeVoided(v) => UserEvent::TradeVoided {
+                market: market(&v.market)?,
+                order: OrderId(v.order_id),
+                trade: TradeId(v.trade_id),
+                reclaimed_asset: asset_from_wire("reclaimed.asset", &v.reclaimed.asset)?,
+                reclaimed: amount("reclaimed.amount", &v.reclaimed.amount)?,
+                restored_asset: asset_from_wire("restored.asset", &v.restored.asset)?,
+                restored: amount("restored.amount", &v.restored.amount)?,
             },
         })
     }
@@ -862,6 +902,15 @@ mod tests {
             UserEvent::AmendReverted { market: m, order: o, reason: RejectReason::MarketHalted, lock },
             UserEvent::FillApplied { market: m, order: o, trade },
             UserEvent::OrderClosed { market: m, order: o, released: Amount(0) },
+            UserEvent::TradeVoided {
+                market: m,
+                order: o,
+                trade: TradeId(3),
+                reclaimed_asset: s.base,
+                reclaimed: Amount(2_000),
+                restored_asset: s.quote,
+                restored: Amount(u128::MAX),
+            },
         ];
         for &r in ExpireReason::ALL {
             events.push(UserEvent::OrderReleased {

@@ -156,7 +156,8 @@ impl View for UserOrdersView {
             | UserEvent::CancelRejected { .. }
             | UserEvent::AmendRequested { .. }
             | UserEvent::AmendReverted { .. }
-            | UserEvent::SettlementConfirmed { .. } => {}
+            | UserEvent::SettlementConfirmed { .. }
+            | UserEvent::TradeVoided { .. } => {}
         }
         Ok(())
     }

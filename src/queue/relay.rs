@@ -25,9 +25,10 @@
 //!   while its siblings stay unpublished would shift their indexes after a restart and turn a
 //!   redelivery into a second effect.
 //!
-//!   Records for destinations nobody in this process consumes (today: the settlement and
-//!   admin queues) count as confirmed once sent, as in `OnSend`; a crash can lose those from
-//!   memory. Add a destination to the tracker when its consumer runs in-process.
+//!   Records for destinations nobody in this process consumes (today: the admin queue, and
+//!   the settlement queue when no operator runs here) count as confirmed once sent, as in
+//!   `OnSend`; a crash can lose those from memory. A consumer started in-process adds its
+//!   destination to the tracker (`consume_in_process`).
 //!
 //! One relay runs per store at a time (several nodes take a lease first): the relay
 //! publishes an append's records together, so the first unpublished record always starts an
@@ -64,7 +65,7 @@ pub enum PublishMode {
 /// unpublished records, and an append leaves the tracker once it is marked published.
 pub struct ConsumeTracker {
     /// Destinations whose records wait for a consumer's confirmation.
-    confirmed_by_consumer: HashSet<String>,
+    confirmed_by_consumer: Mutex<HashSet<String>>,
     /// Rung when an append became complete, so the relay marks it without waiting a poll.
     wake: Arc<Notify>,
     state: Mutex<HashMap<(StreamId, u64), Pending>>,
@@ -85,7 +86,7 @@ impl ConsumeTracker {
     /// `confirm`; `wake`: the relay's doorbell.
     pub fn new<'a>(confirmed_by_consumer: impl IntoIterator<Item = &'a str>, wake: Arc<Notify>) -> ConsumeTracker {
         ConsumeTracker {
-            confirmed_by_consumer: confirmed_by_consumer.into_iter().map(str::to_owned).collect(),
+            confirmed_by_consumer: Mutex::new(confirmed_by_consumer.into_iter().map(str::to_owned).collect()),
             wake,
             state: Mutex::new(HashMap::new()),
         }
@@ -107,6 +108,14 @@ impl ConsumeTracker {
                 self.wake.notify_one();
             }
         }
+    }
+
+    /// A consumer of `destination` started in this process (the settlement operator, after
+    /// the engine): from now on its records wait for the consumer's confirmation. Records
+    /// already sent keep the rule they were sent under, so start consumers before traffic.
+    pub fn consume_in_process(&self, destination: &str) {
+        // A poisoned lock only means a panic mid-insert; the set is still a set.
+        self.confirmed_by_consumer.lock().unwrap_or_else(|e| e.into_inner()).insert(destination.to_owned());
     }
 
     /// Appends sent and unconfirmed (complete ones waiting for their mark included).
@@ -134,7 +143,9 @@ impl ConsumeTracker {
             if let Some(sent) = pending.sent.get_mut(source.index as usize) {
                 *sent = true;
             }
-            if !self.confirmed_by_consumer.contains(destination) {
+            let consumed_here =
+                self.confirmed_by_consumer.lock().unwrap_or_else(|e| e.into_inner()).contains(destination);
+            if !consumed_here {
                 pending.waiting.remove(&source.index);
             }
         }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs the external tools the tests and benchmarks need into .tools/ (git-ignored):
+#   - anvil (a real EVM node) from the npm package @foundry-rs/anvil, which ships the binary;
+#   - solcjs (the Solidity compiler) from the npm package solc, to check contracts/out/;
+#   - a Python venv with SecantusDB (secantusd-py) and moto's server (moto_server).
+# Every version is pinned so every machine runs the same tools. Idempotent: a stamp file keyed
+# by the pins makes a re-run a no-op, and a changed pin reinstalls.
+set -euo pipefail
+
+ANVIL_VERSION=1.7.1
+SOLC_VERSION=0.8.37
+SECANTUSDB_VERSION=0.7.0b3
+MOTO_VERSION=5.2.5
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+NPM_PREFIX="$TOOLS/npm"
+VENV="$TOOLS/venv"
+STAMP="$TOOLS/stamp"
+ANVIL_BIN="$NPM_PREFIX/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+SOLCJS="$NPM_PREFIX/node_modules/solc/solc.js"
+PINS="anvil=$ANVIL_VERSION solc=$SOLC_VERSION secantusdb=$SECANTUSDB_VERSION moto=$MOTO_VERSION"
+
+all_present() {
+    [[ -x "$ANVIL_BIN" && -f "$SOLCJS" && -x "$VENV/bin/secantusd-py" && -x "$VENV/bin/moto_server" ]]
+}
+
+# Fast path: same pins as the last successful run and every tool still on disk.
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$PINS" ]] && all_present; then
+    exit 0
+fi
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "install-tools: '$1' is required but not on PATH" >&2; exit 1; }
+}
+need node
+need npm
+need python3
+
+mkdir -p "$TOOLS"
+rm -f "$STAMP"
+
+echo "install-tools: npm packages @foundry-rs/anvil@$ANVIL_VERSION solc@$SOLC_VERSION -> .tools/npm"
+# --loglevel=error hides npm's notices about unrelated user config; real errors still show.
+npm install --prefix "$NPM_PREFIX" --save-exact --no-audit --no-fund --loglevel=error \
+    "@foundry-rs/anvil@$ANVIL_VERSION" "solc@$SOLC_VERSION" >/dev/null
+
+# The npm wrapper picks the platform package at run time; tests call the binary directly.
+if [[ ! -x "$ANVIL_BIN" ]]; then
+    echo "install-tools: the anvil binary is missing at $ANVIL_BIN (this script supports linux-amd64)" >&2
+    exit 1
+fi
+# Read the whole output before taking its first line: `| head` could SIGPIPE anvil under pipefail.
+anvil_reported="$("$ANVIL_BIN" --version)"
+anvil_reported="${anvil_reported%%$'\n'*}"
+if [[ "$anvil_reported" != *"$ANVIL_VERSION"* ]]; then
+    echo "install-tools: expected anvil $ANVIL_VERSION, the binary says: $anvil_reported" >&2
+    exit 1
+fi
+solc_reported="$(node "$SOLCJS" --version)"
+if [[ "$solc_reported" != "$SOLC_VERSION"* ]]; then
+    echo "install-tools: expected solc $SOLC_VERSION, solcjs says: $solc_reported" >&2
+    exit 1
+fi
+
+echo "install-tools: Python venv with SecantusDB==$SECANTUSDB_VERSION moto[server]==$MOTO_VERSION -> .tools/venv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --pre \
+    "SecantusDB==$SECANTUSDB_VERSION" "moto[server]==$MOTO_VERSION"
+
+if ! all_present; then
+    echo "install-tools: an expected tool is still missing after installing (secantusd-py or moto_server)" >&2
+    exit 1
+fi
+
+echo "$PINS" >"$STAMP"
+echo "install-tools: ready (anvil ${anvil_reported#anvil Version: }, solc $solc_reported)"

@@ -1,0 +1,249 @@
+//! Starting and stopping the server: opens the stores, starts the engine, the projections
+//! and the feeds, and serves the routes. Must run inside an actix system (the engine's actors
+//! live on its arbiters).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer, ResponseError};
+use tokio::sync::watch;
+use utoipa_actix_web::AppExt;
+
+use crate::api::auth::AuthMode;
+use crate::api::catalog::Catalog;
+use crate::api::feed::{market, FeedError, HeartbeatFeed, MarketFeed, UserFeeds};
+use crate::api::metrics::Metrics;
+use crate::api::rest::system::ApiDocument;
+use crate::api::rest::{self, Mounts};
+use crate::api::state::{AppState, StateParts};
+use crate::config::{Config, ConfigError, StoreLocation};
+use crate::domain::AssetId;
+use crate::engine::{Engine, EngineConfig};
+use crate::events::{StoreError, SystemClock};
+use crate::projections::ViewStoreError;
+use crate::queue::{operator_group, DestinationConfig, InProcessQueue};
+use crate::store::sqlite_views::SqliteViewStore;
+use crate::store::SqliteEventStore;
+
+/// How long a stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("creating the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("opening the event store {path}: {source}")]
+    EventStore { path: PathBuf, source: StoreError },
+    #[error("opening the view store {path}: {source}")]
+    ViewStore { path: PathBuf, source: ViewStoreError },
+    #[error("loading the market-data feeds: {0}")]
+    Feed(#[from] FeedError),
+    #[error("the market grid: {0}")]
+    Grid(String),
+    #[error("listening on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("generating the OpenAPI document: {0}")]
+    OpenApi(String),
+}
+
+/// A started server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    state: web::Data<AppState>,
+    openapi: Arc<String>,
+    stop: watch::Sender<bool>,
+}
+
+impl RunningServer {
+    /// Validates `config`, opens everything and starts serving. The listen address may have
+    /// port 0; `local_addr` tells the port taken.
+    pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+        let defs = config.validate()?;
+        let StoreLocation::Sqlite(events_path) = config.events_location()?;
+        let StoreLocation::Sqlite(views_path) = config.views_location()?;
+        create_parent(&events_path)?;
+        create_parent(&views_path)?;
+        let store = Arc::new(
+            SqliteEventStore::open(&events_path)
+                .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?,
+        );
+        let views = Arc::new(
+            SqliteViewStore::open(&views_path)
+                .map_err(|source| ServerError::ViewStore { path: views_path.clone(), source })?,
+        );
+        let clock = Arc::new(SystemClock);
+        let queue_config = DestinationConfig { capacity: config.store.queue_capacity, ..DestinationConfig::default() };
+        let queue = Arc::new(InProcessQueue::new(clock.clone(), queue_config));
+        let engine_config = EngineConfig {
+            markets: defs.iter().map(|d| d.spec.clone()).collect(),
+            settlement_group: operator_group(config.settlement_operator()?),
+            snapshot_every: config.engine.snapshot_every,
+            relay_poll: config.engine.relay_poll(),
+        };
+        let engine = Engine::start(engine_config, store.clone(), queue, clock);
+        let projections = engine.start_projections(views.clone(), config.engine.projection_interval());
+
+        let assets = config.assets.iter().filter_map(|a| AssetId::new(&a.symbol).ok().map(|id| (id, a.decimals)));
+        let catalog = Arc::new(Catalog::new(&defs, assets).map_err(|e| ServerError::Grid(e.to_string()))?);
+        let metrics = Arc::new(Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?);
+        let (stop, stopped) = watch::channel(false);
+        let mut markets = BTreeMap::new();
+        for entry in catalog.markets() {
+            let feed = Arc::new(MarketFeed::load(entry.clone(), store.as_ref(), views.as_ref()).await?);
+            market::spawn(
+                feed.clone(),
+                store.clone(),
+                views.clone(),
+                metrics.clone(),
+                config.engine.feed_poll(),
+                stopped.clone(),
+            );
+            markets.insert(entry.id(), feed);
+        }
+        let users =
+            UserFeeds::new(catalog.clone(), store.clone(), views.clone(), config.engine.feed_poll(), stopped.clone());
+        let heartbeat = Arc::new(HeartbeatFeed::default());
+        heartbeat
+            .clone()
+            .spawn(std::time::Duration::from_millis(config.websocket.heartbeat_interval_ms), stopped.clone());
+
+        let auth = if config.server.dev_insecure_user_header {
+            tracing::warn!(
+                "DEVELOPMENT MODE: X-Hob-User is trusted as the caller's identity; never expose this server"
+            );
+            AuthMode::DevInsecureHeader
+        } else {
+            AuthMode::Signed
+        };
+        let exchange = alloy::primitives::Address::from(config.exchange_address()?.0);
+        let mounts = Mounts { auth, dev_faucet: config.server.dev_faucet };
+        let state = web::Data::new(AppState::new(StateParts {
+            engine,
+            views,
+            catalog,
+            markets,
+            users,
+            heartbeat,
+            metrics,
+            projections,
+            auth,
+            auth_config: config.auth.clone(),
+            exchange,
+            limits: config.limits.clone(),
+            websocket: config.websocket.clone(),
+            operator_token: config.operator.token.clone(),
+            dev_faucet: config.server.dev_faucet,
+            stopping: stopped,
+        }));
+        let openapi = Arc::new(openapi_document(mounts)?);
+        let document = web::Data::new(ApiDocument(openapi.as_str().to_owned()));
+
+        let max_body = config.limits.max_body_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .into_utoipa_app()
+                .configure(|cfg| rest::routes(cfg, mounts))
+                .into_app()
+                .app_data(app_state.clone())
+                .app_data(document.clone())
+                .app_data(rest::json_config(max_body))
+                .app_data(rest::query_config())
+                .app_data(rest::path_config())
+                .default_service(web::to(rest::no_such_route))
+                .wrap(from_fn(edge))
+        })
+        .workers(config.server.workers)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .bind(config.server.listen)
+        .map_err(|source| ServerError::Bind { addr: config.server.listen, source })?;
+        let addr = server.addrs().first().copied().unwrap_or(config.server.listen);
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Ok(RunningServer { addr, handle, state, openapi, stop })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The OpenAPI document served at `/openapi.json`.
+    pub fn openapi(&self) -> &str {
+        &self.openapi
+    }
+
+    /// Closes the WebSocket connections ("going away"), stops accepting, finishes the
+    /// requests in flight (for at most a few seconds), then stops the feeds and the engine.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.handle.stop(true).await;
+        self.state.engine.shutdown();
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), ServerError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir { path: dir.to_owned(), source })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The document of exactly the routes `mounts` mounts.
+pub fn openapi_document(mounts: Mounts) -> Result<String, ServerError> {
+    let (_, mut doc) = App::new().into_utoipa_app().configure(|cfg| rest::routes(cfg, mounts)).split_for_parts();
+    // Built from scratch: the default info names the OpenAPI library's own package.
+    doc.info = utoipa::openapi::Info::new("hob", env!("CARGO_PKG_VERSION"));
+    doc.info.description = Some(
+        "Hybrid order book exchange: REST and WebSocket API. Prices, sizes and amounts are decimal strings on each \
+         market's grid; errors are {\"code\", \"message\"}."
+            .to_owned(),
+    );
+    doc.to_pretty_json().map_err(|e| ServerError::OpenApi(e.to_string()))
+}
+
+/// Every request passes here: the per-IP rate limit (health and metrics exempt, so monitoring
+/// keeps working under load) and the response count by status class.
+async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    if let (Some(state), false, Some(peer)) = (&state, exempt, req.peer_addr()) {
+        if let Err(e) = state.check_ip_rate(peer.ip(), Instant::now()) {
+            state.metrics.http_responses.with_label_values(&["4xx"]).inc();
+            return Ok(req.into_response(e.error_response()).map_into_right_body());
+        }
+    }
+    let response = next.call(req).await?;
+    if let Some(state) = &state {
+        let class = match response.status().as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        state.metrics.http_responses.with_label_values(&[class]).inc();
+    }
+    Ok(response.map_into_left_body())
+}

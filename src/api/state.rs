@@ -1,0 +1,126 @@
+//! What every handler shares: the engine, the stores, the feeds, the limits and the metrics.
+//!
+//! The server runs on the embedded adapters (SQLite event and view stores, in-process
+//! queues), named once here; a production adapter is a change of these aliases (or an enum
+//! over them), not of every handler.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::auth::AuthMode;
+use crate::api::catalog::Catalog;
+use crate::api::error::ApiError;
+use crate::api::feed::{HeartbeatFeed, MarketFeed, UserFeeds};
+use crate::api::metrics::Metrics;
+use crate::api::rate_limit::TokenBuckets;
+use crate::api::sessions::Sessions;
+use crate::config::{AuthConfig, Limits, WebSocketConfig};
+use crate::domain::{MarketId, UserId};
+use crate::engine::{Engine, ProjectionStats};
+use crate::queue::InProcessQueue;
+use crate::store::sqlite_views::SqliteViewStore;
+use crate::store::SqliteEventStore;
+
+pub type Events = SqliteEventStore;
+pub type Views = SqliteViewStore;
+pub type Queues = InProcessQueue;
+pub type AppEngine = Engine<Events, Queues>;
+
+pub struct AppState {
+    pub engine: AppEngine,
+    pub views: Arc<Views>,
+    pub catalog: Arc<Catalog>,
+    pub markets: BTreeMap<MarketId, Arc<MarketFeed>>,
+    pub users: Arc<UserFeeds<Events, Views>>,
+    pub heartbeat: Arc<HeartbeatFeed>,
+    pub metrics: Arc<Metrics>,
+    pub projections: Arc<ProjectionStats>,
+    pub auth: AuthMode,
+    /// Login challenges, sessions and agent keys (signed mode; agents count in both modes).
+    pub sessions: Sessions,
+    /// The EIP-712 domain orders are signed under.
+    pub domain: alloy::sol_types::Eip712Domain,
+    pub chain_id: u64,
+    pub ip_limits: TokenBuckets<IpAddr>,
+    pub user_limits: TokenBuckets<UserId>,
+    pub limits: Limits,
+    pub websocket: WebSocketConfig,
+    pub operator_token: Option<String>,
+    pub dev_faucet: bool,
+    /// Becomes true when the server stops: WebSocket connections close ("going away").
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    next_connection: AtomicU64,
+}
+
+pub struct StateParts {
+    pub engine: AppEngine,
+    pub views: Arc<Views>,
+    pub catalog: Arc<Catalog>,
+    pub markets: BTreeMap<MarketId, Arc<MarketFeed>>,
+    pub users: Arc<UserFeeds<Events, Views>>,
+    pub heartbeat: Arc<HeartbeatFeed>,
+    pub metrics: Arc<Metrics>,
+    pub projections: Arc<ProjectionStats>,
+    pub auth: AuthMode,
+    pub auth_config: AuthConfig,
+    pub exchange: alloy::primitives::Address,
+    pub limits: Limits,
+    pub websocket: WebSocketConfig,
+    pub operator_token: Option<String>,
+    pub dev_faucet: bool,
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(p: StateParts) -> AppState {
+        AppState {
+            ip_limits: TokenBuckets::new(p.limits.ip_requests_per_sec, p.limits.ip_burst),
+            user_limits: TokenBuckets::new(p.limits.user_requests_per_sec, p.limits.user_burst),
+            engine: p.engine,
+            views: p.views,
+            catalog: p.catalog,
+            markets: p.markets,
+            users: p.users,
+            heartbeat: p.heartbeat,
+            metrics: p.metrics,
+            projections: p.projections,
+            auth: p.auth,
+            sessions: Sessions::new(p.auth_config.clone()),
+            domain: crate::chain::eip712::domain(p.auth_config.chain_id, p.exchange),
+            chain_id: p.auth_config.chain_id,
+            limits: p.limits,
+            websocket: p.websocket,
+            operator_token: p.operator_token,
+            dev_faucet: p.dev_faucet,
+            stopping: p.stopping,
+            next_connection: AtomicU64::new(1),
+        }
+    }
+
+    /// The market feed of `id`, or `unknown_market`.
+    pub fn market(&self, id: &str) -> Result<&Arc<MarketFeed>, ApiError> {
+        let entry = self.catalog.market(id)?;
+        self.markets.get(&entry.id()).ok_or_else(|| ApiError::unknown_market(id))
+    }
+
+    pub fn check_ip_rate(&self, ip: IpAddr, now: Instant) -> Result<(), ApiError> {
+        self.ip_limits.check(ip, now).map_err(|wait| {
+            self.metrics.rate_limited.with_label_values(&["ip"]).inc();
+            ApiError::rate_limited(wait)
+        })
+    }
+
+    pub fn check_user_rate(&self, user: UserId, now: Instant) -> Result<(), ApiError> {
+        self.user_limits.check(user, now).map_err(|wait| {
+            self.metrics.rate_limited.with_label_values(&["user"]).inc();
+            ApiError::rate_limited(wait)
+        })
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}

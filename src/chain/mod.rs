@@ -1,0 +1,16 @@
+//! On-chain settlement: the contract's bindings, the EIP-712 messages shared with it, the
+//! packed settlement batch, and where the local chain tools live. Everything here but the
+//! bindings' RPC calls is pure; the node is reached only through alloy providers passed in.
+//!
+//! - `eip712`: the signed messages (`Order`, `Withdrawal`, `AgentAuthorization`), their
+//!   domain, hashing, signing and signer recovery, and the JSON wallets sign.
+//! - `order`: the signed order's codes and conversions to and from the domain's `NewOrder`.
+//! - `batch`: the packed calldata of `settleBatch`.
+//! - `contract`: `sol!` bindings over `contracts/out/*.json` and revert classification.
+//! - `tools`: the anvil binary `make tools` installs.
+
+pub mod batch;
+pub mod contract;
+pub mod eip712;
+pub mod order;
+pub mod tools;

@@ -1,0 +1,169 @@
+//! The text of a `domain::OrderAuth`: the user's signed order as the API verified it, carried
+//! with the order to its market and with each of its trades to settlement.
+//!
+//! It is JSON with two fields: `order`, the EIP-712 `Order` exactly as a wallet signs it
+//! (`chain::eip712::MessageJson`: the trader's address, every integer a decimal string), and
+//! `signature`, the 65-byte `r || s || v` signature in `0x` hex (`v` 27 or 28; 0 or 1 are
+//! read too). The API writes it with [`encode_order_auth`]; settlement reads it back with
+//! [`decode_order_auth`] and puts the order on-chain, where the contract checks the signature
+//! again. Decoding checks the shape only: who signed is the API's and the contract's question.
+//!
+//! ```json
+//! {"order":{"trader":"0x…","market":"1","side":"0","orderType":"0","timeInForce":"0",
+//!           "postOnly":false,"price":"100","quantity":"10","maxFeeBps":"30","nonce":"7",
+//!           "expiry":"0"},
+//!  "signature":"0x…130 hex digits…"}
+//! ```
+
+use alloy::primitives::{Address, Signature};
+use serde_json::{json, Map, Value};
+
+use crate::chain::eip712::{MessageJson, Order, SignedOrder};
+use crate::domain::OrderAuth;
+
+/// Bytes of an `r || s || v` signature.
+pub const SIGNATURE_BYTES: usize = 65;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("signed order is not JSON: {0}")]
+    Json(String),
+    #[error("signed order: missing or malformed field {0:?}")]
+    Field(&'static str),
+    #[error("signed order: {field} {value:?} is not a decimal integer that fits")]
+    Integer { field: &'static str, value: String },
+    #[error("signed order: the signature must be {SIGNATURE_BYTES} bytes of 0x hex")]
+    Signature,
+}
+
+/// The text of a signed order.
+pub fn encode_order_auth(signed: &SignedOrder) -> OrderAuth {
+    let signature = format!("0x{}", alloy::hex::encode(signed.signature.as_bytes()));
+    let text = json!({ "order": signed.order.message_json(), "signature": signature });
+    OrderAuth::new(text.to_string())
+}
+
+/// The signed order a text names.
+pub fn decode_order_auth(auth: &OrderAuth) -> Result<SignedOrder, AuthError> {
+    let value: Value = serde_json::from_str(auth.as_str()).map_err(|e| AuthError::Json(e.to_string()))?;
+    let order = value.get("order").and_then(Value::as_object).ok_or(AuthError::Field("order"))?;
+    let signature = value.get("signature").and_then(Value::as_str).ok_or(AuthError::Field("signature"))?;
+    Ok(SignedOrder { order: order_from_json(order)?, signature: signature_from_hex(signature)? })
+}
+
+fn order_from_json(o: &Map<String, Value>) -> Result<Order, AuthError> {
+    let trader = o.get("trader").and_then(Value::as_str).ok_or(AuthError::Field("trader"))?;
+    let post_only = o.get("postOnly").and_then(Value::as_bool).ok_or(AuthError::Field("postOnly"))?;
+    Ok(Order {
+        trader: trader.parse::<Address>().map_err(|_| AuthError::Field("trader"))?,
+        market: integer(o, "market")?,
+        side: integer(o, "side")?,
+        orderType: integer(o, "orderType")?,
+        timeInForce: integer(o, "timeInForce")?,
+        postOnly: post_only,
+        price: integer(o, "price")?,
+        quantity: integer(o, "quantity")?,
+        maxFeeBps: integer(o, "maxFeeBps")?,
+        nonce: integer(o, "nonce")?,
+        expiry: integer(o, "expiry")?,
+    })
+}
+
+/// A field holding a decimal string (as wallets are given it: JSON numbers lose precision
+/// above 2^53) that fits `T`.
+fn integer<T: std::str::FromStr>(o: &Map<String, Value>, field: &'static str) -> Result<T, AuthError> {
+    let text = o.get(field).and_then(Value::as_str).ok_or(AuthError::Field(field))?;
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let bad = || AuthError::Integer { field, value: text.chars().take(40).collect() };
+    if !digits {
+        return Err(bad());
+    }
+    text.parse().map_err(|_| bad())
+}
+
+fn signature_from_hex(text: &str) -> Result<Signature, AuthError> {
+    let hex = text.strip_prefix("0x").ok_or(AuthError::Signature)?;
+    let bytes = alloy::hex::decode(hex).map_err(|_| AuthError::Signature)?;
+    if bytes.len() != SIGNATURE_BYTES {
+        return Err(AuthError::Signature);
+    }
+    // Reads v as 27/28 (wallets) or as the parity bit itself (some signers).
+    Signature::try_from(bytes.as_slice()).map_err(|_| AuthError::Signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::eip712::domain;
+    use alloy::primitives::B256;
+    use alloy::signers::local::PrivateKeySigner;
+
+    fn signed() -> SignedOrder {
+        let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(3)).expect("a valid scalar");
+        let order = Order {
+            trader: key.address(),
+            market: u32::MAX,
+            side: 1,
+            orderType: 0,
+            timeInForce: 3,
+            postOnly: true,
+            price: u64::MAX,
+            quantity: 9_007_199_254_740_993,
+            maxFeeBps: 30,
+            nonce: 7,
+            expiry: 1_900_000_000,
+        };
+        SignedOrder::sign(&key, order, &domain(31_337, Address::repeat_byte(9))).expect("signs")
+    }
+
+    #[test]
+    fn a_signed_order_round_trips_through_its_text_exactly() {
+        let original = signed();
+        let text = encode_order_auth(&original);
+        assert_eq!(decode_order_auth(&text), Ok(original.clone()));
+        let value: Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_eq!(value["order"]["quantity"], "9007199254740993", "integers are decimal strings");
+        assert_eq!(value["signature"].as_str().map(str::len), Some(2 + 2 * SIGNATURE_BYTES));
+        let signer = original.signer(&domain(31_337, Address::repeat_byte(9))).unwrap();
+        assert_eq!(signer, original.order.trader, "the decoded signature still recovers the trader");
+    }
+
+    #[test]
+    fn a_parity_bit_v_reads_as_27_or_28() {
+        let original = signed();
+        let mut value: Value = serde_json::from_str(encode_order_auth(&original).as_str()).unwrap();
+        let mut bytes = original.signature.as_bytes();
+        bytes[64] -= 27;
+        value["signature"] = json!(format!("0x{}", alloy::hex::encode(bytes)));
+        assert_eq!(decode_order_auth(&OrderAuth::new(value.to_string())), Ok(original));
+    }
+
+    #[test]
+    fn malformed_texts_are_typed_errors() {
+        let good: Value = serde_json::from_str(encode_order_auth(&signed()).as_str()).unwrap();
+        let with = |path: &[&str], v: Value| {
+            let mut changed = good.clone();
+            let mut at = &mut changed;
+            for p in &path[..path.len() - 1] {
+                at = &mut at[*p];
+            }
+            at[path[path.len() - 1]] = v;
+            decode_order_auth(&OrderAuth::new(changed.to_string()))
+        };
+        assert!(matches!(decode_order_auth(&OrderAuth::new("{")), Err(AuthError::Json(_))));
+        assert_eq!(with(&["order"], json!(null)), Err(AuthError::Field("order")));
+        assert_eq!(with(&["order", "trader"], json!("0x12")), Err(AuthError::Field("trader")));
+        assert_eq!(with(&["order", "postOnly"], json!("yes")), Err(AuthError::Field("postOnly")));
+        assert_eq!(with(&["order", "price"], json!(100)), Err(AuthError::Field("price")));
+        assert_eq!(
+            with(&["order", "side"], json!("256")),
+            Err(AuthError::Integer { field: "side", value: "256".into() })
+        );
+        assert_eq!(
+            with(&["order", "nonce"], json!("-1")),
+            Err(AuthError::Integer { field: "nonce", value: "-1".into() })
+        );
+        assert_eq!(with(&["signature"], json!("0x1234")), Err(AuthError::Signature));
+        assert_eq!(with(&["signature"], json!("zz")), Err(AuthError::Signature));
+    }
+}

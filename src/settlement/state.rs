@@ -1,0 +1,568 @@
+//! A settlement operator's state, a pure fold of its stream (`operator:{address}`): the
+//! trades waiting for a batch, the one batch being settled, the wallet's nonces, the
+//! contract's next batch index. Deciders read it and return the events a step produces;
+//! `apply` folds an event in and refuses one that does not fit (a corrupt stream).
+//!
+//! One batch is in flight at a time. The contract takes batches in index order, so a second
+//! batch could only follow the first; keeping one keeps failure handling exact (a batch that
+//! fails never drags a later one with it). It costs latency, not throughput: a batch takes
+//! up to a block's worth of trades, but a trade arriving while one is out waits for that
+//! batch's block before its own is sent (BENCHMARKS.md).
+//!
+//! A trade leaves the state exactly once: settled (`SettlementConfirmed`) or voided
+//! (`TradeVoided`, a compensation that gives both parties their funds back). A batch ends
+//! confirmed, or failed (`SettlementFailed`) once all its trades are voided. None of it is
+//! ever edited; every change is a new event.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::nonce::{NonceError, NonceEvent, NonceManager, TxPurpose};
+use super::policy::{BatchPolicy, Candidate};
+use super::trades::{QueuedTrade, TradeKey};
+use crate::chain::batch::OrderKey;
+use crate::domain::{OrderId, Trade};
+
+/// Most trades the operator holds unsettled; past it the settlement queue waits (the records
+/// stay queued), never silently drops.
+pub const MAX_UNSETTLED_TRADES: usize = 100_000;
+
+/// Why a trade was voided. Every reason but the user's own doing (an expired order, nonces
+/// invalidated on-chain) points at a fault the exchange must look at, so it halts the market
+/// before more trades pile up behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VoidReason {
+    /// The trade could not even be put in a batch (no signed order, an unreadable one, fees
+    /// that are not the market's rates).
+    Unsettleable,
+    /// The contract refused an order's signature.
+    BadSignature,
+    /// The contract refused an order's encoding.
+    OrderRefused,
+    /// The contract refused the trade itself (price, quantity, fee cap, sides, market).
+    TradeRefused,
+    /// A party's vault balance does not cover the trade.
+    InsufficientVaultBalance,
+    /// An order's signed expiry passed before the trade could settle.
+    OrderExpired,
+    /// The trader invalidated the order's nonce on-chain: it can never settle.
+    NonceInvalidated,
+    /// The batch failed too many times (roll forward).
+    GaveUp,
+}
+
+impl VoidReason {
+    pub const ALL: &'static [VoidReason] = &[
+        VoidReason::Unsettleable,
+        VoidReason::BadSignature,
+        VoidReason::OrderRefused,
+        VoidReason::TradeRefused,
+        VoidReason::InsufficientVaultBalance,
+        VoidReason::OrderExpired,
+        VoidReason::NonceInvalidated,
+        VoidReason::GaveUp,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            VoidReason::Unsettleable => "unsettleable",
+            VoidReason::BadSignature => "bad_signature",
+            VoidReason::OrderRefused => "order_refused",
+            VoidReason::TradeRefused => "trade_refused",
+            VoidReason::InsufficientVaultBalance => "insufficient_vault_balance",
+            VoidReason::OrderExpired => "order_expired",
+            VoidReason::NonceInvalidated => "nonce_invalidated",
+            VoidReason::GaveUp => "gave_up",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<VoidReason> {
+        VoidReason::ALL.iter().copied().find(|r| r.code() == code)
+    }
+
+    pub fn halts(self) -> bool {
+        !matches!(self, VoidReason::OrderExpired | VoidReason::NonceInvalidated)
+    }
+}
+
+/// A trade waiting for a batch, and since when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub trade: QueuedTrade,
+    pub queued_at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorEvent {
+    /// A trade taken from the settlement queue.
+    TradeQueued { trade: QueuedTrade, queued_at_ms: u64 },
+    /// These pending trades form batch `batch` (operator-local ids 1, 2, ...).
+    BatchOpened { batch: u64, trades: Vec<TradeKey> },
+    /// The wallet's nonces: a transaction signed, a nonce final, the chain seen ahead.
+    Nonce(NonceEvent),
+    /// The contract's next batch index, as read from the chain.
+    ChainIndexSynced { next: u64 },
+    /// The open batch failed once more (a timeout, a refusal, a revert nobody is blamed for).
+    AttemptFailed { batch: u64, reason: String },
+    /// The batch settled on-chain as the contract's batch `chain_index`, deep enough.
+    SettlementConfirmed { batch: u64, chain_index: u64, tx: super::chain::TxHash, block: u64, trades: Vec<TradeKey> },
+    /// A compensation: the trade will never settle; both parties get their funds back.
+    /// `order` is the order at fault, when one is.
+    TradeVoided {
+        trade: Trade,
+        key: TradeKey,
+        reason: VoidReason,
+        detail: String,
+        batch: Option<u64>,
+        order: Option<OrderId>,
+    },
+    /// The batch is given up (every trade in it was voided first).
+    SettlementFailed { batch: u64, reason: String },
+}
+
+/// The batch being settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenBatch {
+    pub id: u64,
+    /// In batch order: the contract's trade indices index this.
+    pub trades: Vec<TradeKey>,
+    pub failures: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("trade {0} is already held")]
+    DuplicateTrade(TradeKey),
+    #[error("trade {0} is not waiting for a batch")]
+    NotPending(TradeKey),
+    #[error("trade {key} is not in batch {batch}")]
+    NotInBatch { key: TradeKey, batch: u64 },
+    #[error("batch {0} is still open")]
+    BatchOpen(u64),
+    #[error("batch {got} is not the open one ({open:?})")]
+    NotOpen { got: u64, open: Option<u64> },
+    #[error("batch ids are consecutive: expected {expected}, got {got}")]
+    BatchId { expected: u64, got: u64 },
+    #[error("batch {0} still holds trades")]
+    NotEmpty(u64),
+    #[error("batch {0} confirmed with other trades than it holds")]
+    OtherTrades(u64),
+    #[error("a batch needs at least one trade")]
+    EmptyBatch,
+    #[error(transparent)]
+    Nonce(#[from] NonceError),
+}
+
+/// What applying an event released, for the records it implies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Nothing,
+    /// The trades a confirmed batch settled.
+    Settled(Vec<QueuedTrade>),
+}
+
+/// Counts since the stream began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperatorStats {
+    pub settled_batches: u64,
+    pub settled_trades: u64,
+    pub voided_trades: u64,
+    pub failed_batches: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorState {
+    trades: HashMap<TradeKey, Pending>,
+    /// Trades not in a batch, oldest first.
+    pending: VecDeque<TradeKey>,
+    batch: Option<OpenBatch>,
+    nonces: NonceManager,
+    next_chain_index: u64,
+    next_batch: u64,
+    stats: OperatorStats,
+}
+
+impl Default for OperatorState {
+    fn default() -> OperatorState {
+        OperatorState {
+            trades: HashMap::new(),
+            pending: VecDeque::new(),
+            batch: None,
+            nonces: NonceManager::default(),
+            next_chain_index: 0,
+            next_batch: 1,
+            stats: OperatorStats::default(),
+        }
+    }
+}
+
+impl OperatorState {
+    pub fn nonces(&self) -> &NonceManager {
+        &self.nonces
+    }
+
+    pub fn batch(&self) -> Option<&OpenBatch> {
+        self.batch.as_ref()
+    }
+
+    /// Trades held and not settled or voided (pending and in the open batch).
+    pub fn unsettled(&self) -> usize {
+        self.trades.len()
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &Pending> + '_ {
+        self.pending.iter().filter_map(|k| self.trades.get(k))
+    }
+
+    pub fn trade(&self, key: &TradeKey) -> Option<&QueuedTrade> {
+        self.trades.get(key).map(|p| &p.trade)
+    }
+
+    /// The open batch's trades, in batch order.
+    pub fn batch_trades(&self) -> Vec<&QueuedTrade> {
+        self.batch.iter().flat_map(|b| b.trades.iter()).filter_map(|k| self.trade(k)).collect()
+    }
+
+    pub fn next_chain_index(&self) -> u64 {
+        self.next_chain_index
+    }
+
+    pub fn stats(&self) -> OperatorStats {
+        self.stats
+    }
+
+    /// Whether a transaction meant to settle `batch` is the newest at some nonce.
+    pub fn live(&self, batch: u64) -> bool {
+        self.nonces.slots().any(|s| matches!(s.latest().purpose, TxPurpose::Batch { batch: b, .. } if b == batch))
+    }
+
+    /// Whether any transaction that would settle `batch` could still be mined: until none
+    /// can, the batch can neither be given up nor its trades voided.
+    pub fn possible(&self, batch: u64) -> bool {
+        self.nonces.slots().any(|s| s.carries(batch))
+    }
+
+    /// The event for a trade taken from the queue; None if it is already held (a repeat
+    /// from another source would be a bug upstream, and must not settle twice).
+    pub fn queue(&self, trade: QueuedTrade, now_ms: u64) -> Option<OperatorEvent> {
+        (!self.trades.contains_key(&trade.key())).then_some(OperatorEvent::TradeQueued { trade, queued_at_ms: now_ms })
+    }
+
+    /// The next batch, if one is due (see `BatchPolicy::plan`) and none is open.
+    pub fn open_batch(&self, policy: &BatchPolicy, now_ms: u64) -> Option<OperatorEvent> {
+        if self.batch.is_some() {
+            return None;
+        }
+        let mut keys = Vec::new();
+        let mut candidates = Vec::new();
+        for p in self.pending().take(policy.max_trades.max(1) + 1) {
+            // Pending trades passed `to_settle` when queued, so their orders read.
+            let orders = p.trade.order_keys()?;
+            keys.push(p.trade.key());
+            candidates.push(Candidate::<OrderKey> { queued_at_ms: p.queued_at_ms, orders });
+        }
+        let take = policy.plan(&candidates, now_ms)?;
+        keys.truncate(take);
+        Some(OperatorEvent::BatchOpened { batch: self.next_batch, trades: keys })
+    }
+
+    /// The compensation for a held trade (pending or in the open batch).
+    pub fn void(
+        &self,
+        key: &TradeKey,
+        reason: VoidReason,
+        detail: impl Into<String>,
+        order: Option<OrderId>,
+    ) -> Option<OperatorEvent> {
+        let held = self.trades.get(key)?;
+        let batch = self.batch.as_ref().filter(|b| b.trades.contains(key)).map(|b| b.id);
+        Some(OperatorEvent::TradeVoided {
+            trade: held.trade.trade,
+            key: *key,
+            reason,
+            detail: detail.into(),
+            batch,
+            order,
+        })
+    }
+
+    /// Roll forward: every trade of the open batch voided, then the batch failed. Only once
+    /// no transaction of it can be mined any more (`possible` is false).
+    pub fn give_up(&self, reason: &str) -> Vec<OperatorEvent> {
+        let Some(batch) = &self.batch else { return Vec::new() };
+        let mut events: Vec<OperatorEvent> =
+            batch.trades.iter().filter_map(|k| self.void(k, VoidReason::GaveUp, reason, None)).collect();
+        events.push(OperatorEvent::SettlementFailed { batch: batch.id, reason: reason.to_owned() });
+        events
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, event: &OperatorEvent) -> Result<Applied, StateError> {
+        match event {
+            OperatorEvent::TradeQueued { trade, queued_at_ms } => {
+                let key = trade.key();
+                if self.trades.contains_key(&key) {
+                    return Err(StateError::DuplicateTrade(key));
+                }
+                self.trades.insert(key, Pending { trade: trade.clone(), queued_at_ms: *queued_at_ms });
+                self.pending.push_back(key);
+            }
+            OperatorEvent::BatchOpened { batch, trades } => {
+                if let Some(open) = &self.batch {
+                    return Err(StateError::BatchOpen(open.id));
+                }
+                if *batch != self.next_batch {
+                    return Err(StateError::BatchId { expected: self.next_batch, got: *batch });
+                }
+                if trades.is_empty() {
+                    return Err(StateError::EmptyBatch);
+                }
+                if let Some(missing) = trades.iter().find(|k| !self.pending.contains(k)) {
+                    return Err(StateError::NotPending(*missing));
+                }
+                self.pending.retain(|k| !trades.contains(k));
+                self.batch = Some(OpenBatch { id: *batch, trades: trades.clone(), failures: 0 });
+                self.next_batch += 1;
+            }
+            OperatorEvent::Nonce(e) => {
+                if let NonceEvent::Signed { attempt, .. } = e {
+                    if let TxPurpose::Batch { batch, .. } = attempt.purpose {
+                        self.open(batch)?;
+                    }
+                }
+                self.nonces.apply(e)?;
+            }
+            OperatorEvent::ChainIndexSynced { next } => self.next_chain_index = *next,
+            OperatorEvent::AttemptFailed { batch, .. } => self.open(*batch)?.failures += 1,
+            OperatorEvent::SettlementConfirmed { batch, chain_index, trades, .. } => {
+                if self.open(*batch)?.trades != *trades {
+                    return Err(StateError::OtherTrades(*batch));
+                }
+                let settled: Vec<QueuedTrade> =
+                    trades.iter().filter_map(|k| self.trades.remove(k)).map(|p| p.trade).collect();
+                self.batch = None;
+                self.next_chain_index = chain_index + 1;
+                self.stats.settled_batches += 1;
+                self.stats.settled_trades += settled.len() as u64;
+                return Ok(Applied::Settled(settled));
+            }
+            OperatorEvent::TradeVoided { key, batch, .. } => {
+                match batch {
+                    Some(b) => {
+                        let open = self.open(*b)?;
+                        let before = open.trades.len();
+                        open.trades.retain(|k| k != key);
+                        if open.trades.len() == before {
+                            return Err(StateError::NotInBatch { key: *key, batch: *b });
+                        }
+                    }
+                    None => {
+                        let before = self.pending.len();
+                        self.pending.retain(|k| k != key);
+                        if self.pending.len() == before {
+                            return Err(StateError::NotPending(*key));
+                        }
+                    }
+                }
+                self.trades.remove(key);
+                self.stats.voided_trades += 1;
+            }
+            OperatorEvent::SettlementFailed { batch, .. } => {
+                if !self.open(*batch)?.trades.is_empty() {
+                    return Err(StateError::NotEmpty(*batch));
+                }
+                self.batch = None;
+                self.stats.failed_batches += 1;
+            }
+        }
+        Ok(Applied::Nothing)
+    }
+
+    fn open(&mut self, batch: u64) -> Result<&mut OpenBatch, StateError> {
+        let open = self.batch.as_ref().map(|b| b.id);
+        self.batch.as_mut().filter(|b| b.id == batch).ok_or(StateError::NotOpen { got: batch, open })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settlement::nonce::{Attempt, Resolution};
+    use crate::settlement::trades::tests::queued;
+    use alloy::primitives::{Bytes, B256};
+
+    fn queued_at(id: u64, at: u64) -> OperatorEvent {
+        OperatorEvent::TradeQueued { trade: queued(id, 1, 2), queued_at_ms: at }
+    }
+
+    fn key(id: u64) -> TradeKey {
+        queued(id, 1, 2).key()
+    }
+
+    fn signed(nonce: u64, tag: u8, purpose: TxPurpose) -> OperatorEvent {
+        let attempt = Attempt {
+            hash: B256::repeat_byte(tag),
+            gas_price: 10 * tag as u128,
+            gas_limit: 1,
+            purpose,
+            raw: Bytes::new(),
+            signed_at_ms: 0,
+        };
+        OperatorEvent::Nonce(NonceEvent::Signed { nonce, attempt })
+    }
+
+    fn given(events: &[OperatorEvent]) -> OperatorState {
+        let mut s = OperatorState::default();
+        for e in events {
+            s.apply(e).unwrap_or_else(|err| panic!("given {e:?} refused: {err}"));
+        }
+        s
+    }
+
+    /// Given events, when a decider runs, then exactly these events, which also apply.
+    fn check(
+        given_events: &[OperatorEvent],
+        when: impl Fn(&OperatorState) -> Vec<OperatorEvent>,
+        then: &[OperatorEvent],
+    ) {
+        let s = given(given_events);
+        let decided = when(&s);
+        assert_eq!(decided, then);
+        let mut after = s;
+        for e in &decided {
+            after.apply(e).unwrap_or_else(|err| panic!("decided {e:?} does not apply: {err}"));
+        }
+    }
+
+    fn policy(window_ms: u64) -> BatchPolicy {
+        BatchPolicy { window_ms, max_trades: 2, ..BatchPolicy::default() }
+    }
+
+    #[test]
+    fn a_trade_is_queued_once() {
+        check(&[], |s| s.queue(queued(1, 1, 2), 5).into_iter().collect(), &[queued_at(1, 5)]);
+        check(&[queued_at(1, 5)], |s| s.queue(queued(1, 1, 2), 6).into_iter().collect(), &[]);
+        let mut s = given(&[queued_at(1, 5)]);
+        assert_eq!(s.apply(&queued_at(1, 6)), Err(StateError::DuplicateTrade(key(1))));
+    }
+
+    #[test]
+    fn a_batch_opens_when_due_with_the_oldest_trades_and_only_one_at_a_time() {
+        let three = [queued_at(1, 0), queued_at(2, 0), queued_at(3, 0)];
+        check(&three[..1], |s| s.open_batch(&policy(100), 99).into_iter().collect(), &[]);
+        check(
+            &three[..1],
+            |s| s.open_batch(&policy(100), 100).into_iter().collect(),
+            &[OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1)] }],
+        );
+        // Full by count: goes at once.
+        check(
+            &three,
+            |s| s.open_batch(&policy(100), 0).into_iter().collect(),
+            &[OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1), key(2)] }],
+        );
+        let open = [&three[..], &[OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1), key(2)] }]].concat();
+        check(&open, |s| s.open_batch(&policy(0), 1_000).into_iter().collect(), &[]);
+        let s = given(&open);
+        assert_eq!(s.pending().map(|p| p.trade.key()).collect::<Vec<_>>(), vec![key(3)]);
+        assert_eq!(s.batch_trades().len(), 2);
+    }
+
+    #[test]
+    fn a_confirmed_batch_releases_its_trades_and_moves_the_chain_index() {
+        let given_events = [
+            queued_at(1, 0),
+            queued_at(2, 0),
+            OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1), key(2)] },
+            signed(0, 1, TxPurpose::Batch { batch: 1, chain_index: 4 }),
+        ];
+        let mut s = given(&given_events);
+        assert!(s.live(1) && s.possible(1));
+        let confirmed = OperatorEvent::SettlementConfirmed {
+            batch: 1,
+            chain_index: 4,
+            tx: B256::repeat_byte(1),
+            block: 9,
+            trades: vec![key(1), key(2)],
+        };
+        let final_ = OperatorEvent::Nonce(NonceEvent::Final {
+            nonce: 0,
+            resolution: Resolution::Mined { hash: B256::repeat_byte(1), block: 9, success: true, gas_used: 5 },
+        });
+        assert_eq!(s.apply(&final_), Ok(Applied::Nothing));
+        assert_eq!(s.apply(&confirmed), Ok(Applied::Settled(vec![queued(1, 1, 2), queued(2, 1, 2)])));
+        assert_eq!((s.next_chain_index(), s.batch(), s.unsettled()), (5, None, 0));
+        assert_eq!(s.stats(), OperatorStats { settled_batches: 1, settled_trades: 2, ..OperatorStats::default() });
+    }
+
+    #[test]
+    fn voiding_takes_a_trade_out_of_the_queue_or_out_of_the_open_batch() {
+        let given_events =
+            [queued_at(1, 0), queued_at(2, 0), OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1)] }];
+        let voided = |id: u64, batch: Option<u64>| OperatorEvent::TradeVoided {
+            trade: queued(id, 1, 2).trade,
+            key: key(id),
+            reason: VoidReason::BadSignature,
+            detail: "order 0".into(),
+            batch,
+            order: Some(OrderId(10 + id)),
+        };
+        check(
+            &given_events,
+            |s| s.void(&key(1), VoidReason::BadSignature, "order 0", Some(OrderId(11))).into_iter().collect(),
+            &[voided(1, Some(1))],
+        );
+        check(
+            &given_events,
+            |s| s.void(&key(2), VoidReason::BadSignature, "order 0", Some(OrderId(12))).into_iter().collect(),
+            &[voided(2, None)],
+        );
+        check(&given_events, |s| s.void(&key(9), VoidReason::GaveUp, "", None).into_iter().collect(), &[]);
+    }
+
+    #[test]
+    fn giving_up_voids_every_trade_of_the_batch_then_fails_it() {
+        let given_events = [
+            queued_at(1, 0),
+            queued_at(2, 0),
+            OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1), key(2)] },
+            OperatorEvent::AttemptFailed { batch: 1, reason: "timeout".into() },
+        ];
+        let void = |id: u64| OperatorEvent::TradeVoided {
+            trade: queued(id, 1, 2).trade,
+            key: key(id),
+            reason: VoidReason::GaveUp,
+            detail: "timeout".into(),
+            batch: Some(1),
+            order: None,
+        };
+        check(
+            &given_events,
+            |s| s.give_up("timeout"),
+            &[void(1), void(2), OperatorEvent::SettlementFailed { batch: 1, reason: "timeout".into() }],
+        );
+        let mut s = given(&given_events);
+        assert_eq!(s.batch().map(|b| b.failures), Some(1));
+        let fail = OperatorEvent::SettlementFailed { batch: 1, reason: "x".into() };
+        assert_eq!(s.apply(&fail), Err(StateError::NotEmpty(1)), "a batch fails only once it is empty");
+    }
+
+    #[test]
+    fn a_transaction_is_signed_only_for_the_open_batch() {
+        let given_events = [queued_at(1, 0), OperatorEvent::BatchOpened { batch: 1, trades: vec![key(1)] }];
+        let mut s = given(&given_events);
+        let wrong = signed(0, 1, TxPurpose::Batch { batch: 2, chain_index: 0 });
+        assert_eq!(s.apply(&wrong), Err(StateError::NotOpen { got: 2, open: Some(1) }));
+        s.apply(&signed(0, 1, TxPurpose::Batch { batch: 1, chain_index: 0 })).unwrap();
+        s.apply(&signed(0, 2, TxPurpose::Filler)).unwrap();
+        assert!(!s.live(1) && s.possible(1), "replaced by a filler, yet the batch transaction may still be mined");
+    }
+
+    #[test]
+    fn every_void_reason_has_a_stable_code_and_only_user_doings_do_not_halt() {
+        for r in VoidReason::ALL {
+            assert_eq!(VoidReason::from_code(r.code()), Some(*r));
+        }
+        let quiet: Vec<_> = VoidReason::ALL.iter().filter(|r| !r.halts()).collect();
+        assert_eq!(quiet, vec![&VoidReason::OrderExpired, &VoidReason::NonceInvalidated]);
+    }
+}

@@ -1,0 +1,259 @@
+//! A matched trade on its way to the chain: what the market sent on the settlement queue,
+//! its on-chain form, and what settling it (or giving up on it) means for each party. Pure.
+
+use crate::chain::batch::{OrderKey, TradeToSettle};
+use crate::chain::eip712::SignedOrder;
+use crate::domain::{Amount, AssetId, MarketId, MarketSpec, OrderAuth, OrderId, Side, Trade, TradeId, UserId};
+
+use super::auth::decode_order_auth;
+
+/// A trade by its market and the market's gapless trade id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TradeKey {
+    pub market: MarketId,
+    pub trade: TradeId,
+}
+
+impl std::fmt::Display for TradeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.market, self.trade)
+    }
+}
+
+/// A trade waiting to settle, with both signed orders as the market had them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedTrade {
+    pub market: MarketId,
+    pub trade: Trade,
+    pub maker_auth: Option<OrderAuth>,
+    pub taker_auth: Option<OrderAuth>,
+}
+
+/// Why a trade can never be settled as it stands. Each is a fault upstream of the chain (the
+/// API or the market let through what the contract will refuse), so voiding it also halts
+/// its market.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unsettleable {
+    #[error("the {0} order has no signed order")]
+    Unsigned(&'static str),
+    #[error("the {role} order's signed order does not read: {reason}")]
+    BadAuth { role: &'static str, reason: String },
+    #[error("the {0} order's signed order is for another trader")]
+    WrongTrader(&'static str),
+    #[error("the market {0} is not configured")]
+    UnknownMarket(MarketId),
+    #[error("the trade's fees are not the market's rates applied to its notional")]
+    FeeMismatch,
+}
+
+/// One party's side of a trade: what it receives (and waits to settle) and what it gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Party {
+    pub user: UserId,
+    pub order: OrderId,
+    /// Into settling; available once the trade settles on-chain.
+    pub receives: (AssetId, Amount),
+}
+
+impl QueuedTrade {
+    pub fn key(&self) -> TradeKey {
+        TradeKey { market: self.market, trade: self.trade.id }
+    }
+
+    /// Both signed orders (maker, taker), each checked to be its party's.
+    pub fn signed_orders(&self) -> Result<(SignedOrder, SignedOrder), Unsettleable> {
+        let read = |role: &'static str, auth: &Option<OrderAuth>, user: UserId| {
+            let auth = auth.as_ref().ok_or(Unsettleable::Unsigned(role))?;
+            let signed = decode_order_auth(auth).map_err(|e| Unsettleable::BadAuth { role, reason: e.to_string() })?;
+            if signed.order.trader.0 != user.0 {
+                return Err(Unsettleable::WrongTrader(role));
+            }
+            Ok(signed)
+        };
+        Ok((
+            read("maker", &self.maker_auth, self.trade.maker_user)?,
+            read("taker", &self.taker_auth, self.trade.taker_user)?,
+        ))
+    }
+
+    /// The orders' keys on-chain (maker, taker), for batching; None when unreadable.
+    pub fn order_keys(&self) -> Option<[OrderKey; 2]> {
+        let (maker, taker) = self.signed_orders().ok()?;
+        Some([OrderKey::of(&maker), OrderKey::of(&taker)])
+    }
+
+    /// The trade as `settleBatch` takes it. The contract recomputes the fees from the rates,
+    /// so the rates must give exactly the fees the ledger charged, or the chain and the
+    /// ledgers would disagree.
+    pub fn to_settle(&self, spec: &MarketSpec) -> Result<TradeToSettle, Unsettleable> {
+        if spec.id != self.market {
+            return Err(Unsettleable::UnknownMarket(self.market));
+        }
+        let t = &self.trade;
+        let notional = spec.notional(t.price, t.qty).ok_or(Unsettleable::FeeMismatch)?;
+        if notional != t.quote_amount
+            || spec.maker_fee.fee_on(notional) != t.maker_fee
+            || spec.taker_fee.fee_on(notional) != t.taker_fee
+        {
+            return Err(Unsettleable::FeeMismatch);
+        }
+        let (maker, taker) = self.signed_orders()?;
+        Ok(TradeToSettle {
+            maker,
+            taker,
+            price: t.price,
+            qty: t.qty,
+            maker_fee: spec.maker_fee,
+            taker_fee: spec.taker_fee,
+        })
+    }
+
+    /// The two parties (buyer first): each receives into settling what the trade's
+    /// settlement makes available, the buyer the base, the seller the quote less its fee.
+    pub fn parties(&self, spec: &MarketSpec) -> [Party; 2] {
+        let t = &self.trade;
+        let (buy_order, buyer) = t.buyer();
+        let (sell_order, seller) = t.seller();
+        // A fee never exceeds its notional (rates are at most 100%), so this cannot underflow.
+        let net = Amount(t.quote_amount.0.saturating_sub(t.seller_fee().0));
+        [
+            Party { user: buyer, order: buy_order, receives: (spec.base, t.base_amount) },
+            Party { user: seller, order: sell_order, receives: (spec.quote, net) },
+        ]
+    }
+
+    /// The party whose signed order is `key`, if any.
+    pub fn party_of(&self, key: &OrderKey) -> Option<(UserId, OrderId, Side)> {
+        let (maker, taker) = self.signed_orders().ok()?;
+        let maker_side = self.trade.taker_side.opposite();
+        if OrderKey::of(&maker) == *key {
+            Some((self.trade.maker_user, self.trade.maker_order, maker_side))
+        } else if OrderKey::of(&taker) == *key {
+            Some((self.trade.taker_user, self.trade.taker_order, self.trade.taker_side))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chain::eip712::{domain, Order};
+    use crate::chain::order::{to_signed_order, SigningTerms};
+    use crate::domain::{Bps, NewOrder, OrderType, PriceTicks, QtyLots, StpMode, TimeInForce};
+    use crate::settlement::auth::encode_order_auth;
+    use alloy::primitives::{Address, B256};
+    use alloy::signers::local::PrivateKeySigner;
+
+    pub(crate) fn spec() -> MarketSpec {
+        MarketSpec {
+            id: MarketId::new("BTC-USDT").unwrap(),
+            base: AssetId::new("BTC").unwrap(),
+            quote: AssetId::new("USDT").unwrap(),
+            base_lot: Amount(1_000),
+            quote_tick: Amount(10),
+            min_qty: QtyLots(1),
+            max_qty: QtyLots(1_000_000),
+            min_notional: Amount(0),
+            maker_fee: Bps(10),
+            taker_fee: Bps(20),
+        }
+    }
+
+    pub(crate) fn key(n: u8) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(n)).expect("a valid scalar")
+    }
+
+    pub(crate) fn user_of(n: u8) -> UserId {
+        UserId(key(n).address().0 .0)
+    }
+
+    /// The signed order of `order` by key `n`, nonce = the order id.
+    pub(crate) fn auth(n: u8, order: &NewOrder) -> OrderAuth {
+        let terms = SigningTerms { market: 1, max_fee: Bps(20), nonce: order.id.0 };
+        let signed: Order = to_signed_order(order, terms).expect("signable");
+        encode_order_auth(&SignedOrder::sign(&key(n), signed, &domain(31_337, Address::ZERO)).expect("signs"))
+    }
+
+    fn order(id: u64, n: u8, side: Side) -> NewOrder {
+        NewOrder {
+            id: OrderId(id),
+            user: user_of(n),
+            side,
+            order_type: OrderType::Limit { price: PriceTicks(100) },
+            qty: QtyLots(10),
+            tif: TimeInForce::Gtc,
+            post_only: false,
+            stp: StpMode::ExpireMaker,
+        }
+    }
+
+    /// Trade `id`: key `maker`'s sell (order 10 + id) taken by key `taker`'s buy (order 20 + id)
+    /// of 4 lots at 100: notional 4,000, maker fee 4, taker fee 8.
+    pub(crate) fn queued(id: u64, maker: u8, taker: u8) -> QueuedTrade {
+        let (sell, buy) = (order(10 + id, maker, Side::Sell), order(20 + id, taker, Side::Buy));
+        let trade = Trade {
+            id: TradeId(id),
+            maker_order: sell.id,
+            maker_user: sell.user,
+            taker_order: buy.id,
+            taker_user: buy.user,
+            taker_side: Side::Buy,
+            price: PriceTicks(100),
+            qty: QtyLots(4),
+            base_amount: Amount(4_000),
+            quote_amount: Amount(4_000),
+            maker_fee: Amount(4),
+            taker_fee: Amount(8),
+        };
+        QueuedTrade {
+            market: spec().id,
+            trade,
+            maker_auth: Some(auth(maker, &sell)),
+            taker_auth: Some(auth(taker, &buy)),
+        }
+    }
+
+    #[test]
+    fn a_trade_goes_on_chain_with_both_signed_orders_and_the_market_rates() {
+        let q = queued(1, 1, 2);
+        let t = q.to_settle(&spec()).unwrap();
+        assert_eq!((t.price, t.qty, t.maker_fee, t.taker_fee), (PriceTicks(100), QtyLots(4), Bps(10), Bps(20)));
+        assert_eq!(t.maker.order.trader.0 .0, user_of(1).0);
+        assert_eq!(t.taker.order.nonce, 21);
+        assert_eq!(q.key(), TradeKey { market: spec().id, trade: TradeId(1) });
+    }
+
+    #[test]
+    fn each_party_receives_into_settling_what_settlement_makes_available() {
+        let [buyer, seller] = queued(1, 1, 2).parties(&spec());
+        assert_eq!((buyer.user, buyer.order, buyer.receives), (user_of(2), OrderId(21), (spec().base, Amount(4_000))));
+        assert_eq!((seller.user, seller.receives), (user_of(1), (spec().quote, Amount(4_000 - 4))));
+    }
+
+    #[test]
+    fn a_trade_that_cannot_be_settled_says_why() {
+        let mut unsigned = queued(1, 1, 2);
+        unsigned.maker_auth = None;
+        assert_eq!(unsigned.to_settle(&spec()), Err(Unsettleable::Unsigned("maker")));
+        let mut garbled = queued(1, 1, 2);
+        garbled.taker_auth = Some(OrderAuth::new("{"));
+        assert!(matches!(garbled.to_settle(&spec()), Err(Unsettleable::BadAuth { role: "taker", .. })));
+        let mut swapped = queued(1, 1, 2);
+        swapped.taker_auth = swapped.maker_auth.clone();
+        assert_eq!(swapped.to_settle(&spec()), Err(Unsettleable::WrongTrader("taker")));
+        let mut other_fees = queued(1, 1, 2);
+        other_fees.trade.taker_fee = Amount(9);
+        assert_eq!(other_fees.to_settle(&spec()), Err(Unsettleable::FeeMismatch));
+    }
+
+    #[test]
+    fn a_signed_order_names_its_party() {
+        let q = queued(1, 1, 2);
+        let [maker, taker] = q.order_keys().unwrap();
+        assert_eq!(q.party_of(&maker), Some((user_of(1), OrderId(11), Side::Sell)));
+        assert_eq!(q.party_of(&taker), Some((user_of(2), OrderId(21), Side::Buy)));
+        assert_eq!(q.party_of(&OrderKey { trader: Address::ZERO, nonce: 1 }), None);
+    }
+}
