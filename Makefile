@@ -10,9 +10,14 @@ build:
 tools:
 	./scripts/install-tools.sh
 
-# Until the server lands, `make run` replays the example order file through the matching core.
+# `hob serve` on the embedded default: SQLite under ./data, in-process queues, two demo
+# markets, signed sessions and orders, the test-funds faucet, and an operator token (override
+# HOB_OPERATOR_TOKEN). The local anvil with the contract deployed is not wired in yet: trades
+# match and commit, settlement runs in tests (see README, "Settlement pipeline").
+HOB_OPERATOR_TOKEN ?= dev-operator-token
+export HOB_OPERATOR_TOKEN
 run: tools build
-	./target/release/hob match --tick 0.01 --lot 0.001 --maker-fee-bps 10 --taker-fee-bps 20 < examples/orders.jsonl
+	./target/release/hob serve --dev-faucet
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -24,3 +29,5 @@ test: tools lint
 bench: tools
 	$(CARGO) bench --bench order_book
 	$(CARGO) bench --bench pipeline
+	$(CARGO) bench --bench settlement_gas
+	$(CARGO) bench --bench settlement_latency

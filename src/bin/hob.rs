@@ -98,8 +98,8 @@ struct ServeArgs {
     /// Bearer token of the operator API (prefer HOB_OPERATOR_TOKEN: flags show in `ps`).
     #[arg(long)]
     operator_token: Option<String>,
-    /// DEVELOPMENT ONLY: trust the X-Hob-User header as the caller's identity and mount the
-    /// private and trading routes. Anyone can then act as anyone.
+    /// DEVELOPMENT ONLY: trust the X-Hob-User header as the caller's identity instead of
+    /// signed sessions and signed orders. Anyone can then act as anyone.
     #[arg(long)]
     dev_insecure_user_header: bool,
     /// DEVELOPMENT ONLY: mount POST /api/v1/dev/faucet, which credits test funds to any address.
