@@ -245,53 +245,47 @@ impl WireMarketEvent {
             return Err(PayloadError::UnknownEventType(event_type.to_owned()));
         }
         let payload = upcast_to_current(event_type, schema_version, payload)?;
-        fn parse<T: for<'de> Deserialize<'de>>(event_type: &str, v: Value) -> Result<T, PayloadError> {
-            serde_json::from_value(v).map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })
-        }
-        Ok(match event_type {
-            ACCEPTED => WireMarketEvent::Accepted(parse(event_type, payload)?),
-            RESTED => WireMarketEvent::Rested(parse(event_type, payload)?),
-            TRADED => WireMarketEvent::Traded(parse(event_type, payload)?),
-            FILLED => WireMarketEvent::Filled(parse(event_type, payload)?),
-            EXPIRED => WireMarketEvent::Expired(parse(event_type, payload)?),
-            CANCELLED => WireMarketEvent::Cancelled(parse(event_type, payload)?),
-            AMENDED => WireMarketEvent::Amended(parse(event_type, payload)?),
-            REJECTED => WireMarketEvent::Rejected(parse(event_type, payload)?),
-            HALTED => WireMarketEvent::Halted(parse(event_type, payload)?),
-            RESUMED => WireMarketEvent::Resumed(parse(event_type, payload)?),
-            other => return Err(PayloadError::UnknownEventType(other.to_owned())),
-        })
+        let json = |source| PayloadError::Json { event_type: event_type.to_owned(), source };
+        WireMarketEvent::by_type(event_type, payload)
+            .map_err(json)?
+            .ok_or_else(|| PayloadError::UnknownEventType(event_type.to_owned()))
     }
-}
 
-impl WireMarketEvent {
     /// Decodes stored payload text. At the current schema version it parses straight into
     /// the wire type (the replay hot path); an older version goes through its upcasters.
     pub fn from_bytes(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Self, PayloadError> {
         let current =
             current_schema_version(event_type).ok_or_else(|| PayloadError::UnknownEventType(event_type.to_owned()))?;
+        let json = |source| PayloadError::Json { event_type: event_type.to_owned(), source };
         if schema_version != current {
-            let value = serde_json::from_slice(payload)
-                .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })?;
+            let value = serde_json::from_slice(payload).map_err(json)?;
             return WireMarketEvent::from_payload(event_type, schema_version, value);
         }
-        fn parse<'a, T: Deserialize<'a>>(event_type: &str, bytes: &'a [u8]) -> Result<T, PayloadError> {
-            serde_json::from_slice(bytes)
-                .map_err(|source| PayloadError::Json { event_type: event_type.to_owned(), source })
-        }
-        Ok(match event_type {
-            ACCEPTED => WireMarketEvent::Accepted(parse(event_type, payload)?),
-            RESTED => WireMarketEvent::Rested(parse(event_type, payload)?),
-            TRADED => WireMarketEvent::Traded(parse(event_type, payload)?),
-            FILLED => WireMarketEvent::Filled(parse(event_type, payload)?),
-            EXPIRED => WireMarketEvent::Expired(parse(event_type, payload)?),
-            CANCELLED => WireMarketEvent::Cancelled(parse(event_type, payload)?),
-            AMENDED => WireMarketEvent::Amended(parse(event_type, payload)?),
-            REJECTED => WireMarketEvent::Rejected(parse(event_type, payload)?),
-            HALTED => WireMarketEvent::Halted(parse(event_type, payload)?),
-            RESUMED => WireMarketEvent::Resumed(parse(event_type, payload)?),
-            other => return Err(PayloadError::UnknownEventType(other.to_owned())),
-        })
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let event = WireMarketEvent::by_type(event_type, &mut de).map_err(json)?;
+        de.end().map_err(json)?;
+        event.ok_or_else(|| PayloadError::UnknownEventType(event_type.to_owned()))
+    }
+
+    /// The one place that maps an event type to its wire struct, for any JSON source (a parsed
+    /// value or the stored text). None for an unknown type.
+    fn by_type<'de, D>(event_type: &str, d: D) -> Result<Option<Self>, serde_json::Error>
+    where
+        D: serde::Deserializer<'de, Error = serde_json::Error>,
+    {
+        Ok(Some(match event_type {
+            ACCEPTED => WireMarketEvent::Accepted(Deserialize::deserialize(d)?),
+            RESTED => WireMarketEvent::Rested(Deserialize::deserialize(d)?),
+            TRADED => WireMarketEvent::Traded(Deserialize::deserialize(d)?),
+            FILLED => WireMarketEvent::Filled(Deserialize::deserialize(d)?),
+            EXPIRED => WireMarketEvent::Expired(Deserialize::deserialize(d)?),
+            CANCELLED => WireMarketEvent::Cancelled(Deserialize::deserialize(d)?),
+            AMENDED => WireMarketEvent::Amended(Deserialize::deserialize(d)?),
+            REJECTED => WireMarketEvent::Rejected(Deserialize::deserialize(d)?),
+            HALTED => WireMarketEvent::Halted(Deserialize::deserialize(d)?),
+            RESUMED => WireMarketEvent::Resumed(Deserialize::deserialize(d)?),
+            _ => return Ok(None),
+        }))
     }
 }
 
