@@ -118,6 +118,7 @@ impl ActorSnapshot {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::domain::{MarketId, UserId};
 

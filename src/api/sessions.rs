@@ -54,12 +54,13 @@ pub struct Sessions {
     agents: Mutex<HashMap<UserId, Grants>>,
 }
 
-/// A fresh unguessable token: 256 bits from the operating system's CSPRNG, in hex.
-fn random_token() -> String {
+/// A fresh unguessable token: 256 bits from the operating system's CSPRNG, in hex. Without an
+/// OS random source no token can be safe: the request is refused (503), the server stays up.
+fn random_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
-    // Without an OS random source no token can be safe; that is a broken host, not bad input.
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    alloy::hex::encode(bytes)
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::unavailable("no_randomness", format!("the host's random source failed: {e}")))?;
+    Ok(alloy::hex::encode(bytes))
 }
 
 /// Unlocks, carrying on past a poisoned lock: every update here is a single insert or
@@ -76,7 +77,7 @@ impl Sessions {
     /// A new login challenge for `user`: the text to sign (EIP-191 `personal_sign`) names the
     /// user, the chain, a random nonce and when it stops being accepted.
     pub fn challenge(&self, user: UserId, chain_id: u64, now_ms: u64) -> Result<(String, Challenge), ApiError> {
-        let nonce = random_token();
+        let nonce = random_token()?;
         let expires_at_ms = now_ms.saturating_add(self.limits.challenge_ttl_ms);
         let message = format!(
             "hob login\n\nAddress: {}\nChain ID: {chain_id}\nNonce: {nonce}\nExpires at (ms): {expires_at_ms}",
@@ -121,7 +122,7 @@ impl Sessions {
             ));
         };
         let session = Session { user, agent, expires_at_ms: now_ms.saturating_add(self.limits.session_ttl_ms) };
-        let token = random_token();
+        let token = random_token()?;
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= self.limits.max_sessions {
             sessions.retain(|_, s| s.expires_at_ms > now_ms);
@@ -218,6 +219,7 @@ pub fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use alloy::signers::local::PrivateKeySigner;
     use alloy::signers::SignerSync;

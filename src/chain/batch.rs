@@ -207,6 +207,7 @@ fn flags(signed: &SignedOrder) -> Result<u8, OrderCodeError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::chain::eip712::Order;
     use alloy::primitives::{Signature, B256, U256};

@@ -88,6 +88,7 @@ pub fn decode_revert(error: &alloy::contract::Error) -> Option<HobExchangeErrors
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use alloy::primitives::U256;
     use alloy::sol_types::SolInterface;

@@ -221,6 +221,7 @@ fn types_json() -> Value {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use alloy::dyn_abi::TypedData;
     use alloy::primitives::{address, U256};

@@ -124,6 +124,7 @@ pub fn to_new_order(order: &Order, id: OrderId, stp: StpMode) -> Result<NewOrder
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     const TERMS: SigningTerms = SigningTerms { market: 3, max_fee: Bps(30), nonce: 41 };

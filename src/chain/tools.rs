@@ -59,6 +59,7 @@ fn resolve_anvil(override_path: Option<OsString>, root: &Path) -> Result<PathBuf
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]

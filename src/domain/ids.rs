@@ -144,6 +144,7 @@ impl fmt::Display for TradeId {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]

@@ -90,6 +90,7 @@ impl MarketSpec {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     pub(crate) fn spec() -> MarketSpec {

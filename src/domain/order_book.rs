@@ -717,6 +717,7 @@ impl OrderIndex {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     fn user(n: u8) -> UserId {

@@ -379,6 +379,7 @@ pub fn verify_chain(events: &[EventEnvelope]) -> Result<(), ChainError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use serde_json::json;
 

@@ -105,6 +105,7 @@ pub fn decode_market_record(payload: &Value) -> Result<(MarketCommand, Option<Or
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::domain::{OrderType, Side, StpMode, TimeInForce, UserId};
 

@@ -539,6 +539,7 @@ impl TryFrom<WireMarketEvent> for MarketEvent {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use serde_json::json;
 

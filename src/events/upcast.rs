@@ -65,6 +65,7 @@ pub fn upcast_to_current(event_type: &str, version: u16, mut payload: Value) -> 
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::domain::{MarketEvent, OrderId, PriceTicks, QtyLots, Side, StpMode, UserId};
     use crate::events::payload::{decode_market_event, MARKET_EVENT_TYPES};

@@ -822,6 +822,7 @@ pub fn decode_user_snapshot(bytes: &[u8]) -> Result<UserState, UserPayloadError>
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::domain::{Amount, OrderType, Side, StpMode, TimeInForce, TimestampMs, UserId};
     use crate::events::upcast::UPCASTERS;

@@ -98,6 +98,7 @@ fn render(count: u64, step: Decimal) -> String {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]

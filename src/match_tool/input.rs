@@ -132,6 +132,7 @@ pub fn parse(line: &str) -> Result<Line, Malformed> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]

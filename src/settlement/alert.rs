@@ -86,6 +86,7 @@ impl Alerts {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]

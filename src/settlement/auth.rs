@@ -93,6 +93,7 @@ fn signature_from_hex(text: &str) -> Result<Signature, AuthError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::chain::eip712::domain;
     use alloy::primitives::B256;

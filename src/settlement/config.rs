@@ -117,6 +117,7 @@ pub fn key_from_file(path: &Path) -> Result<OperatorKey, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use std::io::Write;
 

@@ -173,6 +173,7 @@ async fn a_refused_call_carries_the_contract_error<C: Chain>(chain: &C, f: &Fixt
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::settlement::sim::SimChain;
 

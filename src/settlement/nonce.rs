@@ -216,6 +216,7 @@ impl NonceManager {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use alloy::primitives::B256;
 

@@ -329,6 +329,7 @@ pub fn decode_operator_event(
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::settlement::trades::tests::queued;
 

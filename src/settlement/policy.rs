@@ -164,6 +164,7 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     fn candidates(orders: &[[u32; 2]], queued_at_ms: u64) -> Vec<Candidate<u32>> {

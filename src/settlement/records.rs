@@ -122,6 +122,7 @@ fn amount_from_text(s: &str) -> Result<Amount, RecordError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::settlement::trades::tests::queued;
 

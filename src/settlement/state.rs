@@ -385,6 +385,7 @@ impl OperatorState {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::settlement::nonce::{Attempt, Resolution};
     use crate::settlement::trades::tests::queued;

@@ -138,6 +138,7 @@ impl QueuedTrade {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::chain::eip712::{domain, Order};
     use crate::chain::order::{to_signed_order, SigningTerms};

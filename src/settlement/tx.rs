@@ -115,6 +115,7 @@ pub fn decode_next_batch_index(returned: &[u8]) -> Result<u64, TxError> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use alloy::consensus::Transaction;
     use alloy::eips::eip2718::Decodable2718;

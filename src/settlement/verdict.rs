@@ -104,6 +104,7 @@ fn order_of(trade: &QueuedTrade, key: &OrderKey) -> Option<OrderId> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::chain::batch::encode_batch;
     use crate::chain::contract::HobExchange;

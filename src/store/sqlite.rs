@@ -467,22 +467,36 @@ fn append_in_tx(conn: &Connection, req: AppendRequest) -> Result<AppendResult, S
 }
 
 /// Events of `stream` from `from_version`, at most `limit`, checked gapless: a removed commit
-/// or event is `Corrupt` naming the first version that is not where it should be.
-fn read_stream_sync(
+/// or event is `Corrupt` naming the first version that is not where it should be. `decode`
+/// unpacks one commit (first version, idempotency key, packed events) into `out`: full
+/// envelopes, or the replay's raw events.
+fn read_stream_with<T>(
     conn: &Connection,
     stream: &StreamId,
     from_version: u64,
     limit: usize,
-) -> Result<Vec<EventEnvelope>, StoreError> {
+    decode: impl Fn(u64, Option<String>, &[u8], u64, &mut Vec<T>) -> Result<u64, CodecError>,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     let from = from_version.max(1);
     read_commits(conn, stream, from, |first, key, blob| {
         if out.len() >= limit {
             return Ok(None);
         }
-        decode_commit(stream, first, &key, blob, from, limit, &mut out).map(Some)
+        decode(first, key, blob, from, &mut out).map(Some)
     })?;
     Ok(out)
+}
+
+fn read_stream_sync(
+    conn: &Connection,
+    stream: &StreamId,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    read_stream_with(conn, stream, from_version, limit, |first, key, blob, from, out| {
+        decode_commit(stream, first, &key, blob, from, limit, out)
+    })
 }
 
 /// `read_stream_sync` for replay: the payload's stored text, no envelope.
@@ -492,15 +506,9 @@ fn read_stream_raw_sync(
     from_version: u64,
     limit: usize,
 ) -> Result<Vec<RawEvent>, StoreError> {
-    let mut out = Vec::new();
-    let from = from_version.max(1);
-    read_commits(conn, stream, from, |first, _, blob| {
-        if out.len() >= limit {
-            return Ok(None);
-        }
-        decode_commit_raw(first, blob, from, limit, &mut out).map(Some)
-    })?;
-    Ok(out)
+    read_stream_with(conn, stream, from_version, limit, |first, _, blob, from, out| {
+        decode_commit_raw(first, blob, from, limit, out)
+    })
 }
 
 /// Hands `stream`'s commits holding versions >= `from` to `decode` in order, checking they

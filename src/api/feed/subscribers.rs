@@ -175,6 +175,7 @@ impl<T: Hash + Eq + Clone> Subscribers<T> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
 
     #[test]
