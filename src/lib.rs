@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod events;
+pub mod fuzzing;
 pub mod match_tool;
 pub mod projections;
 pub mod queue;

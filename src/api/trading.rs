@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::api::catalog::Catalog;
 use crate::api::error::ApiError;
 use crate::api::sessions::now_ms;
 use crate::api::signing::{verify_order, SigningContext};
@@ -39,7 +40,12 @@ enum BatchOp {
 
 /// Turns a wire order into the engine's terms, refusing anything malformed or off the grid.
 pub fn order_terms(state: &AppState, req: &PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
-    let market = state.catalog.market(&req.market)?;
+    order_terms_in(&state.catalog, req)
+}
+
+/// `order_terms` against a catalog alone (what the fuzz targets drive).
+pub fn order_terms_in(catalog: &Catalog, req: &PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
+    let market = catalog.market(&req.market)?;
     let qty = market.qty("qty", &req.qty)?;
     let order_type = match req.order_type {
         WireOrderType::Limit => {
