@@ -13,4 +13,5 @@ pub mod match_tool;
 pub mod projections;
 pub mod queue;
 pub mod settlement;
+pub mod sim;
 pub mod store;

@@ -67,6 +67,21 @@ enum Command {
         #[arg(long)]
         compare: Option<PathBuf>,
     },
+    /// Run the deterministic simulation: seeded traders, crashes and an unreliable network
+    /// against the real engine, then every invariant (README.md, "Deterministic simulation").
+    Sim {
+        /// Run this one seed (as a failure's message says).
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// Run this many seeds, from `--from` on.
+        #[arg(long, default_value_t = 1_000)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Rounds of trader actions per seed.
+        #[arg(long)]
+        steps: Option<u32>,
+    },
 }
 
 /// Prints a line of `hob serve`'s banner; a closed stdout must not take the server down.
@@ -155,6 +170,17 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(views, "hob replay: say what to rebuild (--views)");
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(replay_views(&store, out.as_deref(), compare.as_deref()))?;
+        }
+        Command::Sim { seed, seeds, from, steps } => {
+            let mut config = hob::sim::SimConfig::default();
+            config.steps = steps.unwrap_or(config.steps);
+            let (from, count) = seed.map_or((from, seeds), |s| (s, 1));
+            let summary = hob::sim::run_seeds(from, count, &config, |report| {
+                if seed.is_some() {
+                    println!("{report:?}");
+                }
+            })?;
+            println!("{summary}");
         }
     }
     Ok(())
