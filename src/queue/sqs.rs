@@ -79,8 +79,9 @@ impl SqsQueue {
     /// called inside a tokio runtime: the visibility heartbeat runs on it.
     pub async fn connect(config: SqsConfig) -> Result<SqsQueue, QueueError> {
         config.validate()?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| QueueError::InvalidConfig("SqsQueue::connect needs a tokio runtime for its heartbeat".into()))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            QueueError::InvalidConfig("SqsQueue::connect needs a tokio runtime for its heartbeat".into())
+        })?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(config.region.clone()));
         if let Some(endpoint) = &config.endpoint {
