@@ -113,9 +113,9 @@ async fn visibility_passes() {
     tokio::time::sleep(VISIBILITY + Duration::from_millis(1500)).await;
 }
 
-struct Moto_;
+struct OnMoto;
 
-impl QueueHarness for Moto_ {
+impl QueueHarness for OnMoto {
     type Q = SqsQueue;
 
     async fn fresh(&self) -> SqsQueue {
@@ -144,17 +144,17 @@ impl QueueHarness for Moto_ {
 
 #[tokio::test]
 async fn sqs_passes_the_queue_conformance_suite() {
-    conformance::run_all(&Moto_).await;
+    conformance::run_all(&OnMoto).await;
 }
 
 #[tokio::test]
 async fn a_message_held_past_its_visibility_timeout_stays_with_its_node() {
     // Given node A holding a message longer than the visibility timeout
-    let a = Moto_.fresh().await;
+    let a = OnMoto.fresh().await;
     a.send_batch(MARKET_QUEUE, vec![message("g", 1)]).await.unwrap();
     let held = a.receive(MARKET_QUEUE, 1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(held.len(), 1);
-    let b = Moto_.other_node(&a).await;
+    let b = OnMoto.other_node(&a).await;
     tokio::time::sleep(VISIBILITY * 3).await;
     // Then the heartbeat kept it invisible: node B gets nothing, and A's ack still works
     assert!(b.receive(MARKET_QUEUE, 10, Duration::from_secs(1)).await.unwrap().is_empty());
@@ -188,7 +188,7 @@ async fn bad_configuration_and_messages_are_refused_before_reaching_sqs() {
     let refused = SqsQueue::connect(SqsConfig { max_receive_count: 0, ..config() }).await;
     assert!(matches!(refused, Err(QueueError::InvalidConfig(_))));
     // Given a queue and a batch whose third message SQS would refuse (a space in its group)
-    let q = Moto_.fresh().await;
+    let q = OnMoto.fresh().await;
     let mut batch = vec![message("g", 1), message("g", 2), message("g", 3)];
     batch[2].group = "bad group".into();
     // Then the whole batch is refused and nothing was sent
@@ -248,13 +248,13 @@ async fn a_consumer_that_dies_before_its_ack_applies_the_message_once_after_rede
     let request =
         AppendRequest { stream: btc, expected_version: 0, events: vec![event(0)], outbox, idempotency_key: None };
     store.append(request).await.unwrap();
-    let survivor = Arc::new(Moto_.fresh().await);
+    let survivor = Arc::new(OnMoto.fresh().await);
     let relay = OutboxRelay::new(store.clone(), survivor.clone());
     assert_eq!(relay.pass(100).await.unwrap(), 2);
     assert!(store.fetch_unpublished(10).await.unwrap().is_empty(), "a durable queue's records are published on send");
 
     // When node B's consumer applies the first message and dies before acking it
-    let doomed = Moto_.other_node(&survivor).await;
+    let doomed = OnMoto.other_node(&survivor).await;
     let (applied_tx, applied_rx) = tokio::sync::oneshot::channel::<()>();
     let crashing = {
         let (store, effects) = (store.clone(), effects.clone());
