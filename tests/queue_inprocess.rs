@@ -1,5 +1,7 @@
-//! The queue port's in-process adapter (FIFO groups, visibility, dedup, dead letters,
-//! bounds) and the outbox relay end to end on the SQLite store.
+//! The queue port's in-process adapter (the queue conformance suite, then what only it has:
+//! its clock, stats and bounds) and the outbox relay end to end on the SQLite store.
+//!
+//! Test code unwraps: a failure should fail the test.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,9 +13,10 @@ use hob::events::{
     AppendRequest, AppendResult, EventEnvelope, EventStore, ManualClock, NewEvent, OutboxEntry, OutboxRecord, Snapshot,
     StoreError, StreamId,
 };
+use hob::queue::conformance::{self, QueueHarness, MAX_RECEIVES};
 use hob::queue::{
-    consume_once, market_group, ConsumeOptions, Delivery, DestinationConfig, InProcessQueue, MessageSource,
-    OutboxRelay, Queue, QueueError, QueueMessage, MARKET_QUEUE, SETTLEMENT_QUEUE,
+    consume_once, market_group, ConsumeOptions, DeadLetter, Delivery, DestinationConfig, InProcessQueue, MessageSource,
+    OutboxRelay, Queue, QueueError, QueueMessage, Receipt, SendSummary, MARKET_QUEUE, SETTLEMENT_QUEUE,
 };
 use hob::store::SqliteEventStore;
 use serde_json::json;
@@ -71,6 +74,67 @@ async fn ack_all(q: &InProcessQueue, deliveries: &[Delivery]) {
         q.ack(MARKET_QUEUE, &d.receipt).await.unwrap();
     }
 }
+
+// --- the port's conformance suite ---
+
+/// A node of the in-process queue: every node of one queue shares its state and its clock, as
+/// tasks of one process do.
+#[derive(Clone)]
+struct Node {
+    clock: Arc<ManualClock>,
+    queue: Arc<InProcessQueue>,
+}
+
+impl Queue for Node {
+    async fn send_batch(&self, destination: &str, messages: Vec<QueueMessage>) -> Result<SendSummary, QueueError> {
+        self.queue.send_batch(destination, messages).await
+    }
+    async fn receive(&self, destination: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.queue.receive(destination, max, wait).await
+    }
+    async fn ack(&self, destination: &str, receipt: &Receipt) -> Result<(), QueueError> {
+        self.queue.ack(destination, receipt).await
+    }
+    async fn nack(&self, destination: &str, receipt: &Receipt, retry_after: Duration) -> Result<(), QueueError> {
+        self.queue.nack(destination, receipt, retry_after).await
+    }
+    async fn dead_letters(&self, destination: &str) -> Result<Vec<DeadLetter>, QueueError> {
+        self.queue.dead_letters(destination).await
+    }
+}
+
+struct InProcess;
+
+impl QueueHarness for InProcess {
+    type Q = Node;
+
+    async fn fresh(&self) -> Node {
+        let (clock, queue) = queue_with(DestinationConfig { max_receives: MAX_RECEIVES, ..config() });
+        Node { clock, queue: Arc::new(queue) }
+    }
+
+    async fn other_node(&self, node: &Node) -> Node {
+        node.clone()
+    }
+
+    /// The queue outlives a task that dies; its deliveries come back when the clock passes
+    /// their visibility timeout.
+    async fn crash(&self, node: Node) {
+        node.clock.advance(TimeDelta::from_std(config().visibility_timeout).unwrap() + TimeDelta::seconds(1));
+    }
+
+    /// Everything queued is deliverable at once.
+    fn wait(&self) -> Duration {
+        NO_WAIT
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_queue_passes_the_queue_conformance_suite() {
+    conformance::run_all(&InProcess).await;
+}
+
+// --- what only the in-process queue has ---
 
 #[tokio::test]
 async fn each_group_keeps_send_order_while_groups_interleave() {

@@ -20,13 +20,16 @@ use serde_json::Value;
 use crate::domain::{MarketId, UserId};
 use crate::events::StreamId;
 
+pub mod conformance;
 pub mod consumer;
 pub mod inprocess;
 pub mod relay;
+pub mod sqs;
 
 pub use consumer::{consume_once, consume_once_confirming, ConsumeError, ConsumeOptions, ConsumeReport};
 pub use inprocess::{DestinationConfig, DestinationStats, InProcessQueue};
 pub use relay::{ConsumeTracker, OutboxRelay, PublishMode, RelayError, RelayStats};
+pub use sqs::{SqsConfig, SqsCredentials, SqsQueue, SqsQueueNames};
 
 /// Accepted orders and cancels, to the market's actor; group `market:{id}`.
 pub const MARKET_QUEUE: &str = "market";
@@ -147,6 +150,10 @@ pub enum QueueError {
     ReceiptExpired { destination: String, receipt: String },
     #[error("receipt {receipt:?} on {destination} is malformed")]
     InvalidReceipt { destination: String, receipt: String },
+    #[error("message to {destination} refused: {reason}")]
+    InvalidMessage { destination: String, reason: String },
+    #[error("queue configuration: {0}")]
+    InvalidConfig(String),
     #[error("queue backend: {0}")]
     Backend(String),
 }
