@@ -36,8 +36,8 @@ use mongodb::{ClientSession, Collection, Database, IndexModel};
 use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
 use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, Snapshot, StoreError};
 use crate::store::mongo_codec::{
-    decode_event, decode_outbox, decode_raw, decode_snapshot, encode_event, encode_outbox, encode_snapshot, to_i64,
-    uuid_bson, Fields,
+    bytes_bson, decode_event, decode_outbox, decode_raw, decode_snapshot, encode_event, encode_outbox, encode_snapshot,
+    to_i64, uuid_bson, Fields,
 };
 use crate::store::mongo_tx::{self, Failure};
 use crate::store::mongo_views::MongoViewStore;
@@ -112,9 +112,15 @@ impl MongoEventStore {
             ("events", index(doc! { "stream": 1, "version": 1 }, unique("stream_version"))),
             (
                 "outbox",
-                index(doc! { "published": 1, "_id": 1 }, IndexOptions::builder().name("unpublished".to_owned()).build()),
+                index(
+                    doc! { "published": 1, "_id": 1 },
+                    IndexOptions::builder().name("unpublished".to_owned()).build(),
+                ),
             ),
-            ("processed_events", index(doc! { "consumer": 1, "stream": 1, "version": 1 }, unique("consumer_stream_version"))),
+            (
+                "processed_events",
+                index(doc! { "consumer": 1, "stream": 1, "version": 1 }, unique("consumer_stream_version")),
+            ),
             ("snapshots", index(doc! { "stream": 1, "version": 1 }, unique("stream_version"))),
             (
                 "leases",
@@ -126,8 +132,8 @@ impl MongoEventStore {
         ];
         // `idempotency` and `counters` need only their `_id` index; creating them up front
         // matters because a transaction cannot create a collection on every server version.
+        let existing = db.list_collection_names().await.map_err(backend)?;
         for name in ["events", "idempotency", "outbox", "counters", "processed_events", "snapshots", "leases"] {
-            let existing = db.list_collection_names().await.map_err(backend)?;
             if !existing.iter().any(|c| c == name) {
                 if let Err(e) = db.create_collection(name).await {
                     // Another node may have created it in between (NamespaceExists, 48).
@@ -144,7 +150,11 @@ impl MongoEventStore {
     }
 
     /// One attempt of an append inside `session`'s transaction.
-    async fn append_attempt(&self, s: &mut ClientSession, req: &AppendRequest) -> Result<Settled, mongodb::error::Error> {
+    async fn append_attempt(
+        &self,
+        s: &mut ClientSession,
+        req: &AppendRequest,
+    ) -> Result<Settled, mongodb::error::Error> {
         if let Some(key) = &req.idempotency_key {
             if let Some(found) = self.idempotency().find_one(doc! { "_id": key }).session(&mut *s).await? {
                 return Ok(Settled::Answer(stored_result(key, &found, &req.stream)));
@@ -205,14 +215,15 @@ impl MongoEventStore {
                 "stream": req.stream.as_str(),
                 "first_version": to_i64_or_max(first_version),
                 "last_version": to_i64_or_max(last_version),
-                "last_hash": mongo_codec_hash(&last_hash),
+                "last_hash": bytes_bson(&last_hash),
             };
             self.idempotency().insert_one(row).session(&mut *s).await?;
         }
         if !req.outbox.is_empty() {
             // Last, so the counter (which every such append writes) is held for the shortest time.
             let count = req.outbox.len() as i64;
-            let options = FindOneAndUpdateOptions::builder().upsert(true).return_document(ReturnDocument::After).build();
+            let options =
+                FindOneAndUpdateOptions::builder().upsert(true).return_document(ReturnDocument::After).build();
             let counter = self
                 .db
                 .collection::<Document>("counters")
@@ -225,7 +236,11 @@ impl MongoEventStore {
                 Some(Ok(id)) => id,
                 other => {
                     let reason = format!("outbox counter: {other:?}");
-                    return Ok(Settled::Answer(Err(StoreError::Corrupt { stream: "counters".into(), version: 0, reason })));
+                    return Ok(Settled::Answer(Err(StoreError::Corrupt {
+                        stream: "counters".into(),
+                        version: 0,
+                        reason,
+                    })));
                 }
             };
             let first_id = last_id + 1 - req.outbox.len() as u64;
@@ -327,10 +342,6 @@ impl MongoEventStore {
 
 fn to_i64_or_max(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn mongo_codec_hash(hash: &[u8; 32]) -> Bson {
-    crate::store::mongo_codec::bytes_bson(hash)
 }
 
 /// The stored result of an earlier append with the same idempotency key.
@@ -441,9 +452,17 @@ impl EventStore for MongoEventStore {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let Bson::String(name) = name else {
-                return Err(StoreError::Corrupt { stream: format!("{name}"), version: 0, reason: "stream is not a string".into() });
+                return Err(StoreError::Corrupt {
+                    stream: format!("{name}"),
+                    version: 0,
+                    reason: "stream is not a string".into(),
+                });
             };
-            let id = StreamId::parse(&name).map_err(|e| StoreError::Corrupt { stream: name.clone(), version: 0, reason: e.to_string() })?;
+            let id = StreamId::parse(&name).map_err(|e| StoreError::Corrupt {
+                stream: name.clone(),
+                version: 0,
+                reason: e.to_string(),
+            })?;
             out.push(id);
         }
         out.sort();

@@ -14,9 +14,9 @@
 //! `i64::MAX`) nor keep key order. Reading a document checks every field; a bad one is
 //! `StoreError::Corrupt` naming stream and version.
 
+use chrono::DateTime;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
-use chrono::DateTime;
 use uuid::Uuid;
 
 use crate::events::envelope::{canonical_json, EventEnvelope, StreamId};
@@ -275,8 +275,11 @@ mod tests {
         let (mut doc, _) = encode_event(&s, 4, GENESIS_HASH, &None, event(4)).unwrap();
         doc.insert("payload", "{not json");
         let err = decode_event(&s, &doc).unwrap_err();
-        assert!(matches!(&err, StoreError::Corrupt { stream, version: 4, reason }
-            if stream == s.as_str() && reason.contains("payload")), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::Corrupt { stream, version: 4, reason }
+            if stream == s.as_str() && reason.contains("payload")),
+            "{err:?}"
+        );
         assert!(matches!(decode_raw(&s, &doc), Err(StoreError::Corrupt { version: 4, .. })));
         doc.insert("hash", bytes_bson(&[1, 2, 3]));
         doc.insert("payload", "{}");

@@ -203,7 +203,8 @@ impl ViewStore for MongoViewStore {
         let mut out = Vec::new();
         while let Some(d) = cursor.try_next().await.map_err(backend)? {
             let f = Fields(&d);
-            let bad = |reason: String| ViewStoreError::Corrupt { what: format!("checkpoint {:?}", d.get("_id")), reason };
+            let bad =
+                |reason: String| ViewStoreError::Corrupt { what: format!("checkpoint {:?}", d.get("_id")), reason };
             let projection = f.str("projection").map_err(bad)?.to_owned();
             let stream = f.str("stream").map_err(bad)?.to_owned();
             let version = checkpoint_version(&projection, &stream, &d)?;
