@@ -411,3 +411,51 @@ async fn the_same_appends_store_the_same_envelopes_and_hashes_as_sqlite() {
         sqlite.read_stream_raw(&stream, 2, 5).await.unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_appends_with_one_idempotency_key_store_once_and_both_get_the_result() {
+    // Given two nodes retrying the same request (same key) at the same time,
+    let db = fresh_db("idempotent_race");
+    let (a, b) = (store(&db).await, store(&db).await);
+    let stream = market("BTC-USDT");
+    for round in 0..5u64 {
+        let mut request = with_outbox(append(&stream, round, vec![filled(round)]), "x");
+        request.idempotency_key = Some(format!("k{round}"));
+        let (ra, rb) = tokio::join!(a.append(request.clone()), b.append(request));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        // then one stored it, the other got the stored result, and both name the same event.
+        assert!(ra.deduplicated ^ rb.deduplicated, "round {round}: {ra:?} {rb:?}");
+        assert_eq!((ra.last_version, ra.last_hash), (rb.last_version, rb.last_hash));
+        assert_eq!(ra.last_version, round + 1);
+    }
+    assert_eq!(a.read_stream(&stream, 1).await.unwrap().len(), 5);
+    assert_eq!(a.fetch_unpublished(100).await.unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projectors_racing_on_one_checkpoint_cannot_both_save() {
+    use hob::projections::{CheckpointMove, StoredView, ViewBatch, ViewStore, ViewStoreError};
+    // Given two view stores (two nodes) on one database, both having read checkpoint 0,
+    let db = fresh_db("views_race");
+    let a = MongoViewStore::connect(&uri(), &db).await.unwrap();
+    let b = MongoViewStore::connect(&uri(), &db).await.unwrap();
+    let stream = market("BTC-USDT");
+    let batch = |from: u64, to: u64, by: &str| ViewBatch {
+        views: vec![StoredView { kind: "depth".into(), key: "BTC-USDT".into(), json: json!({ "by": by, "v": to }) }],
+        checkpoints: vec![CheckpointMove { projection: "depth".into(), stream: stream.clone(), from, to }],
+    };
+    for round in 0..5u64 {
+        // when both save a move from the same version at once,
+        let (from, to) = (round * 10, round * 10 + 10);
+        let (ra, rb) = tokio::join!(a.save(batch(from, to, "a")), b.save(batch(from, to, "b")));
+        // then exactly one lands; the other is refused whole.
+        let (winner, lost) = match (ra, rb) {
+            (Ok(()), Err(lost)) => ("a", lost),
+            (Err(lost), Ok(())) => ("b", lost),
+            other => panic!("round {round}: expected one save, got {other:?}"),
+        };
+        assert!(matches!(lost, ViewStoreError::CheckpointConflict { actual, .. } if actual == to), "{lost}");
+        assert_eq!(a.checkpoint("depth", &stream).await.unwrap(), to);
+        assert_eq!(b.load("depth", "BTC-USDT").await.unwrap(), Some(json!({ "by": winner, "v": to })));
+    }
+}
