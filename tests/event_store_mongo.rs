@@ -47,28 +47,40 @@ struct Server {
 
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/secantusd-py");
-        assert!(bin.exists(), "{} is missing: run scripts/install-tools.sh", bin.display());
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("secantus.log")).unwrap();
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
-            .arg("--storage-path")
-            .arg(dir.path().join("data"))
-            // For `configureFailPoint`, which the retry test arms (mongod has the same switch).
-            .arg("--enable-test-commands")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let watchdog = stop_with_this_process(child.id());
-        let mut server = Server { port, _server: Mutex::new(child), _watchdog: Mutex::new(watchdog), _dir: dir };
-        wait_until_listening(&mut server);
-        server
-    })
+    // For `configureFailPoint`, which the retry test arms (mongod has the same switch).
+    SERVER.get_or_init(|| spawn_secantus(&["--enable-test-commands"]))
+}
+
+fn spawn_secantus(extra_args: &[&str]) -> Server {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/secantusd-py");
+    assert!(bin.exists(), "{} is missing: run scripts/install-tools.sh", bin.display());
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("secantus.log")).unwrap();
+    let child = Command::new(&bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
+        .arg("--storage-path")
+        .arg(dir.path().join("data"))
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let watchdog = stop_with_this_process(child.id());
+    let mut server = Server { port, _server: Mutex::new(child), _watchdog: Mutex::new(watchdog), _dir: dir };
+    wait_until_listening(&mut server);
+    server
+}
+
+/// A server owned by one test stops with it (the shared one is a static, never dropped, and
+/// relies on its watchdog).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let child = self._server.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -458,4 +470,16 @@ async fn two_projectors_racing_on_one_checkpoint_cannot_both_save() {
         assert_eq!(a.checkpoint("depth", &stream).await.unwrap(), to);
         assert_eq!(b.load("depth", "BTC-USDT").await.unwrap(), Some(json!({ "by": winner, "v": to })));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_server_is_refused_at_connect_with_a_clear_error() {
+    // Given a server that is not a replica set member (no multi-document transactions),
+    let standalone = spawn_secantus(&["--standalone"]);
+    let uri = format!("mongodb://127.0.0.1:{}/", standalone.port);
+    // when connecting either store, then it is refused up front, not at the first append.
+    let err = MongoEventStore::connect(&uri, "hob").await.map(|_| ()).unwrap_err();
+    assert!(matches!(&err, StoreError::Backend(m) if m.contains("replica set")), "{err:?}");
+    let err = MongoViewStore::connect(&uri, "hob").await.map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("replica set"), "{err}");
 }

@@ -70,9 +70,11 @@ enum Settled {
 
 impl MongoEventStore {
     /// Connects to `uri` (e.g. `mongodb://host/?replicaSet=rs0`, or an Atlas `mongodb+srv://`
-    /// URI) and uses database `database`, creating collections and indexes if missing.
+    /// URI) and uses database `database`, creating collections and indexes if missing. A
+    /// standalone server is refused: appends need transactions.
     pub async fn connect(uri: &str, database: &str) -> Result<MongoEventStore, StoreError> {
         let client = mongodb::Client::with_uri_str(uri).await.map_err(backend)?;
+        mongo_tx::require_transactions(&client).await.map_err(StoreError::Backend)?;
         let store = MongoEventStore { db: client.database(database), client };
         store.create_indexes().await?;
         Ok(store)

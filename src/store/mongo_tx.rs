@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use mongodb::bson::doc;
 use mongodb::error::{Error, ErrorKind, WriteFailure, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession};
@@ -51,6 +52,19 @@ pub fn is_duplicate_key(e: &Error) -> bool {
         ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
         _ => false,
     }
+}
+
+/// Refuses a server that cannot run multi-document transactions (a standalone mongod): better
+/// a clear error at start than every append failing. A replica set member answers `hello`
+/// with its `setName`, a sharded cluster's router with `msg: "isdbgrid"`.
+pub async fn require_transactions(client: &Client) -> Result<(), String> {
+    let hello = client.database("admin").run_command(doc! { "hello": 1 }).await.map_err(|e| e.to_string())?;
+    if hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid") {
+        return Ok(());
+    }
+    Err("the server is a standalone mongod, without multi-document transactions: \
+         hob needs a replica set (or Atlas, or a sharded cluster)"
+        .into())
 }
 
 /// A session with a transaction started: majority writes, snapshot reads.

@@ -35,6 +35,7 @@ impl MongoViewStore {
     /// indexes if missing.
     pub async fn connect(uri: &str, database: &str) -> Result<MongoViewStore, ViewStoreError> {
         let client = Client::with_uri_str(uri).await.map_err(backend)?;
+        mongo_tx::require_transactions(&client).await.map_err(ViewStoreError::Backend)?;
         let db = client.database(database);
         MongoViewStore::open(client, db).await
     }
