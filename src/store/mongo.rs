@@ -61,10 +61,12 @@ pub struct MongoEventStore {
     db: Database,
 }
 
-/// The append's answer when it writes nothing: the stored result of an earlier append with the
-/// same key, or a typed refusal.
+/// What one attempt of an append decided.
 enum Settled {
+    /// Everything is written in the transaction: commit it.
     Written(AppendResult),
+    /// Nothing to write: the stored result of an earlier append with the same key, or a typed
+    /// refusal (version conflict, reused event id or key). The transaction is aborted.
     Answer(Result<AppendResult, StoreError>),
 }
 
