@@ -3,28 +3,26 @@
 //! SQLite event store, and the views folded live in increments must equal a rebuild from the
 //! events alone, the book's own depth, and the users' own accounts.
 
+#[path = "support/exchange.rs"]
+mod exchange;
 #[path = "support/scenario.rs"]
 mod scenario;
+#[path = "support/view_specs.rs"]
+mod view_specs;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use hob::domain::{
-    Amount, Market, MarketCommand, MarketEvent, MarketSpec, NewOrder, OrderId, OrderRequest, PriceTicks, QtyLots, Side,
-    TimestampMs, Trade, TradeId, UserCommand, UserEvent, UserId, UserState,
-};
-use hob::events::user_payload::encode_user_event;
-use hob::events::{AppendRequest, EventStore, ManualClock, NewEvent, StreamId};
+use chrono::{DateTime, TimeDelta};
+use exchange::{json_view, step, Exchange, STEPS};
+use hob::domain::{Amount, MarketEvent, OrderId, PriceTicks, QtyLots, Side, Trade, TradeId};
+use hob::events::{EventStore, NewEvent, StreamId};
 use hob::projections::candles::bucket_start_ms;
 use hob::projections::{
     diff_views, BalancesView, CandlesView, DepthView, EventMeta, MemoryViewStore, ProjectionError, Projector,
-    TradeTapeView, UserFillsView, UserOrdersView, View, ViewStore,
+    TradeTapeView, UserFillsView, UserOrdersView, View,
 };
 use hob::store::sqlite_views::SqliteViewStore;
-use hob::store::SqliteEventStore;
-use scenario::{base, buy, quote, sell, spec, OrderBuilder, ALICE, BOB, CAROL};
+use scenario::{spec, ALICE, BOB};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -32,196 +30,12 @@ fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
-fn t0() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(1_700_000_000_000).unwrap()
-}
-
-/// A market and its users driven by domain code, every event appended to the store as the
-/// actors would: user events to `user:{addr}`, market events to `market:{id}`.
-struct Exchange {
-    spec: MarketSpec,
-    market: Market,
-    users: BTreeMap<UserId, UserState>,
-    clock: ManualClock,
-    store: SqliteEventStore,
-    versions: BTreeMap<StreamId, u64>,
-    nonce: u64,
-}
-
-impl Exchange {
-    fn open(path: &Path) -> Exchange {
-        let spec = spec();
-        Exchange {
-            market: Market::new(spec.clone()),
-            spec,
-            users: [ALICE, BOB, CAROL].into_iter().map(|u| (u, UserState::new(u))).collect(),
-            clock: ManualClock::new(t0()),
-            store: SqliteEventStore::open(path).unwrap(),
-            versions: BTreeMap::new(),
-            nonce: 0,
-        }
-    }
-
-    fn now_ms(&self) -> TimestampMs {
-        use hob::events::Clock;
-        TimestampMs(self.clock.now().timestamp_millis() as u64)
-    }
-
-    async fn append(&mut self, stream: StreamId, events: Vec<NewEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        let expected = self.versions.get(&stream).copied().unwrap_or(0);
-        let request = AppendRequest {
-            stream: stream.clone(),
-            expected_version: expected,
-            events,
-            outbox: vec![],
-            idempotency_key: None,
-        };
-        let result = self.store.append(request).await.unwrap();
-        self.versions.insert(stream, result.last_version);
-    }
-
-    async fn user_events(&mut self, user: UserId, events: Vec<UserEvent>) {
-        let state = self.users.get_mut(&user).unwrap();
-        for e in &events {
-            state.apply(e).unwrap();
-        }
-        let id = Uuid::now_v7();
-        let encoded = events
-            .iter()
-            .map(|e| {
-                let enc = encode_user_event(e);
-                NewEvent::new(&self.clock, id, id, enc.event_type, enc.schema_version, enc.payload)
-            })
-            .collect();
-        self.append(StreamId::user(user), encoded).await;
-    }
-
-    async fn user_command(&mut self, user: UserId, command: UserCommand<'_>) {
-        let events = self.users[&user].decide(command).unwrap();
-        self.user_events(user, events).await;
-    }
-
-    async fn deposit(&mut self, user: UserId) {
-        for asset in [base(), quote()] {
-            self.user_command(user, UserCommand::Deposit { asset, amount: Amount(1_000_000_000_000) }).await;
-        }
-    }
-
-    /// Runs a market command, stores its events, and routes them to every user (events about
-    /// other users' orders decide to nothing).
-    async fn market_command(&mut self, command: MarketCommand) {
-        let mut events = Vec::new();
-        let now = self.now_ms();
-        self.market.execute(command, now, &mut events);
-        let id = Uuid::now_v7();
-        let stored = events.iter().map(|e| NewEvent::market(&self.clock, id, id, e)).collect();
-        self.append(StreamId::market(self.spec.id), stored).await;
-        let spec = self.spec.clone();
-        for event in &events {
-            for user in [ALICE, BOB, CAROL] {
-                let decided = self.users[&user].decide(UserCommand::ApplyMarket { spec: &spec, event }).unwrap();
-                self.user_events(user, decided).await;
-            }
-        }
-    }
-
-    async fn place(&mut self, order: NewOrder) {
-        self.nonce += 1;
-        let spec = self.spec.clone();
-        let request = OrderRequest { market: spec.id, order, client_order_id: None, nonce: self.nonce, auth: None };
-        self.user_command(order.user, UserCommand::Place { spec: &spec, request }).await;
-        self.market_command(MarketCommand::Place(order)).await;
-    }
-
-    async fn cancel(&mut self, user: UserId, order: u64) {
-        let market = self.spec.id;
-        self.user_command(user, UserCommand::Cancel { market, order: OrderId(order) }).await;
-        self.market_command(MarketCommand::Cancel { order: OrderId(order), user }).await;
-    }
-
-    async fn amend(&mut self, user: UserId, order: u64, price: u64, qty: u64) {
-        let spec = self.spec.clone();
-        let (order, price, qty) = (OrderId(order), PriceTicks(price), QtyLots(qty));
-        self.user_command(user, UserCommand::Amend { spec: &spec, order, price, qty }).await;
-        self.market_command(MarketCommand::Amend { order, user, price, qty }).await;
-    }
-
-    fn tick(&self, seconds: i64) {
-        self.clock.advance(TimeDelta::seconds(seconds));
-    }
-}
-
-/// The scenario, in steps; the live projector catches up between steps.
-async fn step(ex: &mut Exchange, n: usize) {
-    match n {
-        0 => {
-            for u in [ALICE, BOB, CAROL] {
-                ex.deposit(u).await;
-            }
-        }
-        1 => {
-            ex.place(sell(1, ALICE, 101, 10)).await;
-            ex.place(sell(2, ALICE, 102, 5)).await;
-            ex.place(sell(3, CAROL, 101, 4)).await;
-            ex.place(buy(4, BOB, 99, 7)).await;
-            ex.place(buy(5, CAROL, 98, 3)).await;
-        }
-        2 => {
-            ex.tick(30);
-            // Partial fill of ALICE's 101 (time priority), the rest of the level untouched.
-            ex.place(buy(6, BOB, 101, 6).ioc()).await;
-            ex.tick(45);
-            // Crosses a minute boundary: takes the rest of 1 and part of 3.
-            ex.place(buy(7, BOB, 101, 5)).await;
-        }
-        3 => {
-            ex.tick(3_600);
-            ex.cancel(CAROL, 5).await;
-            ex.amend(BOB, 4, 99, 4).await; // keeps priority
-            ex.amend(ALICE, 2, 103, 6).await; // new price: re-enters
-            ex.place(sell(8, CAROL, 99, 2)).await; // hits BOB's 99
-        }
-        _ => {
-            ex.tick(61);
-            ex.place(buy(9, ALICE, 100, 2)).await;
-            ex.cancel(ALICE, 2).await;
-            ex.place(sell(10, BOB, 100, 1).ioc()).await;
-        }
-    }
-}
-
-const STEPS: usize = 5;
-
-async fn json_view<V: View>(views: &impl ViewStore, key: &str) -> V {
-    let json = views.load(V::KIND, key).await.unwrap().unwrap_or_else(|| panic!("no view {} / {key}", V::KIND));
-    serde_json::from_value(json).unwrap()
-}
-
 #[tokio::test]
 async fn live_views_in_increments_equal_a_rebuild_from_events_alone() {
     let dir = temp_dir();
     let mut ex = Exchange::open(&dir.path().join("events.db"));
     let live = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
-    // Small save chunks so catch-ups also stop and resume inside a stream.
-    let projector = Projector::with_save_every_events(3);
-    let mut folded = 0;
-    for n in 0..STEPS {
-        step(&mut ex, n).await;
-        folded += projector.catch_up(&ex.store, &live).await.unwrap().events_folded;
-    }
-    let total: u64 = ex.versions.values().sum();
-    assert_eq!(folded, total, "every stored event folded exactly once");
-
-    let rebuilt = MemoryViewStore::new();
-    let report = Projector::new().catch_up(&ex.store, &rebuilt).await.unwrap();
-    assert_eq!(report.events_folded, total);
-    assert_eq!(diff_views(&live, &rebuilt).await.unwrap(), vec![]);
-    assert_eq!(live.checkpoints().await.unwrap(), rebuilt.checkpoints().await.unwrap());
-    // 3 market views + 3 views for each of 3 users.
-    assert_eq!(rebuilt.list().await.unwrap().len(), 12);
+    view_specs::live_views_in_increments_equal_a_rebuild_from_events_alone(&mut ex, &live).await;
 }
 
 #[tokio::test]
@@ -283,32 +97,14 @@ async fn catch_up_is_idempotent() {
     let dir = temp_dir();
     let mut ex = Exchange::open(&dir.path().join("events.db"));
     let views = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
-    for n in 0..STEPS {
-        step(&mut ex, n).await;
-    }
-    let first = Projector::new().catch_up(&ex.store, &views).await.unwrap();
-    assert!(first.events_folded > 0);
-    let before = (views.list().await.unwrap(), views.checkpoints().await.unwrap());
-    let second = Projector::new().catch_up(&ex.store, &views).await.unwrap();
-    assert_eq!((second.events_folded, second.saves, second.streams_advanced), (0, 0, 0));
-    assert_eq!((views.list().await.unwrap(), views.checkpoints().await.unwrap()), before);
+    view_specs::catch_up_is_idempotent(&mut ex, &views).await;
 }
 
 #[tokio::test]
 async fn a_save_from_a_stale_checkpoint_is_refused_whole() {
-    use hob::projections::{CheckpointMove, StoredView, ViewBatch, ViewStoreError};
     let dir = temp_dir();
     let views = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
-    let stream = StreamId::market(spec().id);
-    let batch = |from, to| ViewBatch {
-        views: vec![StoredView { kind: "depth".into(), key: "BTC-USDT".into(), json: json!({ "v": to }) }],
-        checkpoints: vec![CheckpointMove { projection: "depth".into(), stream: stream.clone(), from, to }],
-    };
-    views.save(batch(0, 3)).await.unwrap();
-    let err = views.save(batch(0, 5)).await.unwrap_err();
-    assert!(matches!(err, ViewStoreError::CheckpointConflict { expected: 0, actual: 3, .. }), "{err}");
-    assert_eq!(views.checkpoint("depth", &stream).await.unwrap(), 3);
-    assert_eq!(views.load("depth", "BTC-USDT").await.unwrap(), Some(json!({ "v": 3 })));
+    view_specs::a_save_from_a_stale_checkpoint_is_refused_whole(&views).await;
 }
 
 #[tokio::test]
