@@ -13,3 +13,4 @@ pub mod projections;
 pub mod queue;
 pub mod settlement;
 pub mod store;
+pub mod telemetry;
