@@ -164,6 +164,14 @@ impl Metrics {
             registry,
         };
         m.register()?;
+        // Known label values start at 0, so their series exist before the first event (a
+        // rate over a missing series is no data, not 0).
+        for scope in ["ip", "user"] {
+            m.rate_limited.with_label_values(&[scope]);
+        }
+        for class in ["2xx", "4xx", "5xx"] {
+            m.http_responses.with_label_values(&[class]);
+        }
         Ok(m)
     }
 
