@@ -58,16 +58,24 @@ pub fn parse_level(level: &str) -> Result<EnvFilter, TelemetryError> {
     EnvFilter::try_new(level).map_err(|e| TelemetryError::Level { level: level.to_owned(), message: e.to_string() })
 }
 
-/// Installs the process-wide subscriber: `format` lines on stdout, filtered by `level`.
+/// Installs the process-wide subscriber, filtered by `level`: text lines on stderr (stdout
+/// keeps `hob serve`'s banner, which scripts read), JSON lines on stdout (the one stream a log
+/// shipper reads; the banner is logged there too).
 pub fn init(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
     let filter = parse_level(level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let installed = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Text => builder.with_ansi(false).with_writer(std::io::stderr).try_init(),
         // Flattened: the event's fields sit at the top level beside `level` and `timestamp`,
         // and the innermost span's (the request's) under `span`, which the Fluent Bit parser
         // lifts out.
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stdout)
+            .try_init(),
     };
     installed.map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))
 }
