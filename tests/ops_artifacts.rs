@@ -302,7 +302,8 @@ fn hob_metric_names(text: &str) -> BTreeSet<String> {
     while let Some(at) = text[i..].find("hob_") {
         let start = i + at;
         let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
-        let end = start + text[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len() - start);
+        let end = start
+            + text[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len() - start);
         // A bare `hob_` is prose ("every hob_* series"), not a name.
         if boundary && end > start + "hob_".len() {
             names.insert(text[start..end].to_owned());
@@ -396,7 +397,8 @@ fn http(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>
     let mut stream = TcpStream::connect(&server().addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n", server().addr, body.len());
+    let mut request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n", server().addr, body.len());
     if !body.is_empty() {
         request.push_str("Content-Type: application/json\r\n");
     }
@@ -411,10 +413,8 @@ fn http(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
     let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
     Response { status, headers, body: body.to_owned() }
 }
 

@@ -81,12 +81,16 @@ pub fn view_store_answers<V: ViewStore + 'static>(
 ) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
     move || {
         let views = views.clone();
-        Box::pin(async move { views.checkpoint("depth", &StreamId::admin()).await.map(drop).map_err(|e| e.to_string()) })
+        Box::pin(
+            async move { views.checkpoint("depth", &StreamId::admin()).await.map(drop).map_err(|e| e.to_string()) },
+        )
     }
 }
 
 /// The queue answers (the market destination's dead letters, a cheap read).
-pub fn queue_answers<Q: Queue + 'static>(queue: Arc<Q>) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
+pub fn queue_answers<Q: Queue + 'static>(
+    queue: Arc<Q>,
+) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
     move || {
         let queue = queue.clone();
         Box::pin(async move { queue.dead_letters(MARKET_QUEUE).await.map(drop).map_err(|e| e.to_string()) })
@@ -94,7 +98,9 @@ pub fn queue_answers<Q: Queue + 'static>(queue: Arc<Q>) -> impl Fn() -> BoxFutur
 }
 
 /// The chain node answers `eth_blockNumber`.
-pub fn chain_reachable<C: Chain + 'static>(chain: Arc<C>) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
+pub fn chain_reachable<C: Chain + 'static>(
+    chain: Arc<C>,
+) -> impl Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync {
     move || {
         let chain = chain.clone();
         Box::pin(async move { chain.block_number().await.map(drop).map_err(|e| e.to_string()) })

@@ -4,9 +4,9 @@ use actix_web::{get, web, HttpResponse};
 
 use crate::api::error::ApiError;
 use crate::api::metrics::gauge_value;
+use crate::api::readiness::{Readiness, CHECK_DEADLINE};
 use crate::api::state::AppState;
 use crate::api::wire::{Health, HealthCheck};
-use crate::api::readiness::{Readiness, CHECK_DEADLINE};
 use crate::events::EventStore;
 use crate::queue::DESTINATIONS;
 
