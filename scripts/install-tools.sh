@@ -61,8 +61,8 @@ if ! command -v promtool >/dev/null 2>&1; then
         need sudo
         sudo_cmd=(sudo)
     fi
-    # The package's service is not wanted, only the binary: policy-rc.d-less containers do not
-    # start it, and where systemd runs it is harmless (listens on 9090 only).
+    # Only promtool is used. Without an init system the package's server is not started; where
+    # systemd starts it, it only listens on localhost's 9090 and the tests never talk to it.
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null ||
         { "${sudo_cmd[@]}" apt-get update >/dev/null &&
             "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }

@@ -45,10 +45,6 @@ impl Readiness {
         self.checks.push((name.to_owned(), probe));
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.checks.iter().map(|(name, _)| name.as_str())
-    }
-
     /// Runs every check at once, each under `deadline`.
     pub async fn run(&self, deadline: Duration) -> Vec<HealthCheck> {
         let runs = self.checks.iter().map(|(name, probe)| {
