@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::api::amounts::{parse_amount, MAX_DECIMALS};
 use crate::domain::{AssetId, Bps, MarketId, MarketSpec, QtyLots, UserId, MAX_OPEN_ORDERS};
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,6 +46,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub websocket: WebSocketConfig,
+    pub log: LogConfig,
     /// Replaces the demo assets when given.
     pub assets: Vec<AssetConfig>,
     /// Replaces the demo markets when given.
@@ -62,6 +64,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             websocket: WebSocketConfig::default(),
+            log: LogConfig::default(),
             assets: demo_assets(),
             markets: demo_markets(),
         }
@@ -174,6 +177,22 @@ pub struct WebSocketConfig {
     pub idle_timeout_ms: u64,
     /// Period of the `heartbeat` channel.
     pub heartbeat_interval_ms: u64,
+}
+
+/// What `hob serve` logs and how (`crate::telemetry`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (a terminal) or `json` (one object per line, for a log shipper).
+    pub format: LogFormat,
+    /// A level or per-target directives, e.g. `info` or `hob=debug,actix_web=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { format: LogFormat::Text, level: "info".to_owned() }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -435,6 +454,8 @@ impl Config {
             "HOB_WS_PING_INTERVAL_MS" => self.websocket.ping_interval_ms = parse(v).map_err(err)?,
             "HOB_WS_IDLE_TIMEOUT_MS" => self.websocket.idle_timeout_ms = parse(v).map_err(err)?,
             "HOB_WS_HEARTBEAT_INTERVAL_MS" => self.websocket.heartbeat_interval_ms = parse(v).map_err(err)?,
+            "HOB_LOG_FORMAT" => self.log.format = parse(v).map_err(err)?,
+            "HOB_LOG_LEVEL" => self.log.level = v.to_owned(),
             _ => return Err(err("not a hob setting (see README.md, Configuration)".to_owned())),
         }
         Ok(())
@@ -529,6 +550,7 @@ impl Config {
         if w.idle_timeout_ms <= w.ping_interval_ms {
             return Err(invalid("websocket.idle_timeout_ms", "must be longer than websocket.ping_interval_ms"));
         }
+        crate::telemetry::parse_level(&self.log.level).map_err(|e| invalid("log.level", e.to_string()))?;
         Ok(())
     }
 
@@ -732,5 +754,17 @@ mod tests {
         assert!(e.contains("listen"), "{e}");
         let e = Config::from_toml("[sever]\n").unwrap_err();
         assert!(e.contains("sever"), "{e}");
+    }
+
+    #[test]
+    fn json_logs_are_chosen_by_file_or_environment_and_a_bad_level_names_the_option() {
+        let mut config = Config::from_toml("[log]\nformat = \"json\"\nlevel = \"hob=debug\"\n").unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
+        config.apply_env("HOB_LOG_FORMAT", "text").unwrap();
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert!(config.apply_env("HOB_LOG_FORMAT", "xml").unwrap_err().to_string().contains("HOB_LOG_FORMAT"));
+        config.apply_env("HOB_LOG_LEVEL", "hob=loud").unwrap();
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("log.level"), "{e}");
     }
 }

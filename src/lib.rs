@@ -15,3 +15,4 @@ pub mod queue;
 pub mod settlement;
 pub mod sim;
 pub mod store;
+pub mod telemetry;

@@ -393,3 +393,42 @@ async fn a_settlement_mined_just_before_its_stuck_nonce_is_consumed_is_confirmed
     assert!(!events.iter().any(|e| matches!(e, OperatorEvent::ChainIndexSynced { next } if *next > 0)));
     nothing_settling(&engine, alice.user, LIMIT).await;
 }
+
+#[actix_rt::test]
+async fn the_settlement_metrics_read_the_running_operator_and_its_chain() {
+    // given an operator that settles one trade and has the contract void another's
+    let sim = Sim::start("metrics", true, |_| {}).await;
+    let Sim { _dir, engine, chain, handle, operator: _, domain, alice, bob } = sim;
+    let handle = Arc::new(handle);
+    let metrics = hob::api::metrics::Metrics::new().unwrap();
+    metrics.watch_settlement(Arc::new(hob::api::settlement_probe::OperatorProbe::new(handle.clone(), chain.clone())));
+    engine.place(bob.user, bob.limit(&domain, Side::Sell, 100, 10, 1)).await.unwrap();
+    engine.place(alice.user, alice.limit(&domain, Side::Buy, 100, 4, 1)).await.unwrap();
+    settled(&handle, 1, LIMIT).await;
+    chain.refuse_signatures_of(alice.address());
+    engine.place(alice.user, alice.limit(&domain, Side::Buy, 100, 2, 2)).await.unwrap();
+    settled(&handle, 2, LIMIT).await;
+    // when the metrics are refreshed, as a scrape does
+    metrics.refresh_settlement().await;
+    let text = metrics.render().unwrap();
+    // then they show what the operator's stream and the chain say
+    for line in [
+        "hob_settlement_operator_up 1",
+        "hob_settlement_batches_settled_total 1",
+        "hob_settlement_trades_settled_total 1",
+        "hob_settlement_trades_voided_total 1",
+        "hob_settlement_pending_trades 0",
+        "hob_settlement_in_flight 0",
+        "hob_settlement_nonce_gap 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(!text.lines().any(|l| l == "hob_settlement_alerts_total 0"), "the void raised an alert:\n{text}");
+    // and a stopped operator reads as down, its totals kept
+    handle.stop();
+    wait_until("the operator stops", LIMIT, || async { !handle.running() }).await;
+    metrics.refresh_settlement().await;
+    let text = metrics.render().unwrap();
+    assert!(text.lines().any(|l| l == "hob_settlement_operator_up 0"), "{text}");
+    assert!(text.lines().any(|l| l == "hob_settlement_trades_voided_total 1"), "{text}");
+}

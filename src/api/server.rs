@@ -19,6 +19,8 @@ use crate::api::auth::AuthMode;
 use crate::api::catalog::Catalog;
 use crate::api::feed::{market, FeedError, HeartbeatFeed, MarketFeed, UserFeeds};
 use crate::api::metrics::Metrics;
+use crate::api::readiness::{self, Readiness};
+use crate::api::request_id;
 use crate::api::rest::system::ApiDocument;
 use crate::api::rest::{self, Mounts};
 use crate::api::state::{AppState, StateParts};
@@ -85,6 +87,12 @@ impl RunningServer {
         let clock = Arc::new(SystemClock);
         let queue_config = DestinationConfig { capacity: config.store.queue_capacity, ..DestinationConfig::default() };
         let queue = Arc::new(InProcessQueue::new(clock.clone(), queue_config));
+        // What /readyz asks; a new dependency (the chain node) is one more `add` here.
+        let mut readiness = Readiness::new();
+        readiness.add("event_store", readiness::event_store_answers(store.clone()));
+        readiness.add("view_store", readiness::view_store_answers(views.clone()));
+        readiness.add("queue", readiness::queue_answers(queue.clone()));
+        let readiness = web::Data::new(readiness);
         let engine_config = EngineConfig {
             markets: defs.iter().map(|d| d.spec.clone()).collect(),
             settlement_group: operator_group(config.settlement_operator()?),
@@ -158,11 +166,13 @@ impl RunningServer {
                 .into_app()
                 .app_data(app_state.clone())
                 .app_data(document.clone())
+                .app_data(readiness.clone())
                 .app_data(rest::json_config(max_body))
                 .app_data(rest::query_config())
                 .app_data(rest::path_config())
                 .default_service(web::to(rest::no_such_route))
                 .wrap(from_fn(edge))
+                .wrap(from_fn(request_id::trace_requests))
         })
         .workers(config.server.workers)
         .disable_signals()

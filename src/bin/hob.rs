@@ -84,14 +84,6 @@ enum Command {
     },
 }
 
-/// Prints a line of `hob serve`'s banner; a closed stdout must not take the server down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 /// `hob serve`'s flags; each overrides the config file and the `HOB_*` variables.
 #[derive(clap::Args)]
 struct ServeArgs {
@@ -133,6 +125,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dev_faucet: args.dev_faucet,
     };
     let config = hob::config::Config::load(args.config.as_deref(), std::env::vars(), &flags)?;
+    hob::telemetry::init(config.log.format, &config.log.level)?;
+    let json_logs = config.log.format == hob::telemetry::LogFormat::Json;
+    // With JSON logs stdout is read by a log shipper: the banner goes there as log lines too,
+    // never as bare text that would break its parser.
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            if json_logs {
+                tracing::info!("{}", format!($($arg)*));
+            } else {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), $($arg)*);
+            }
+        }};
+    }
     actix_rt::System::new().block_on(async move {
         let server = hob::api::RunningServer::start(config.clone()).await?;
         let addr = server.local_addr();

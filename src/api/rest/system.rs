@@ -4,11 +4,11 @@ use actix_web::{get, web, HttpResponse};
 
 use crate::api::error::ApiError;
 use crate::api::metrics::gauge_value;
+use crate::api::readiness::{Readiness, CHECK_DEADLINE};
 use crate::api::state::AppState;
 use crate::api::wire::{Health, HealthCheck};
-use crate::events::{EventStore, StreamId};
-use crate::projections::ViewStore;
-use crate::queue::{Queue, DESTINATIONS, MARKET_QUEUE};
+use crate::events::EventStore;
+use crate::queue::DESTINATIONS;
 
 /// The OpenAPI document, generated from the mounted routes at start.
 pub struct ApiDocument(pub String);
@@ -22,23 +22,16 @@ pub async fn healthz() -> web::Json<Health> {
 #[utoipa::path(
     tag = "system",
     responses(
-        (status = 200, description = "The stores and the queues answer", body = Health),
+        (status = 200, description = "Every dependency answers (stores, queue, chain when configured)", body = Health),
         (status = 503, description = "Something does not answer", body = Health),
     ),
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let check = |name: &str, result: Result<(), String>| HealthCheck {
-        name: name.to_owned(),
-        ok: result.is_ok(),
-        detail: result.err(),
-    };
-    let admin = StreamId::admin();
-    let checks = vec![
-        check("event_store", state.engine.store().stream_version(&admin).await.map(drop).map_err(|e| e.to_string())),
-        check("view_store", state.views.checkpoint("depth", &admin).await.map(drop).map_err(|e| e.to_string())),
-        check("queue", state.engine.queue().dead_letters(MARKET_QUEUE).await.map(drop).map_err(|e| e.to_string())),
-    ];
+pub async fn readyz(state: web::Data<AppState>, readiness: web::Data<Readiness>) -> HttpResponse {
+    let mut checks = readiness.run(CHECK_DEADLINE).await;
+    if *state.stopping.borrow() {
+        checks.push(HealthCheck { name: "server".to_owned(), ok: false, detail: Some("stopping".to_owned()) });
+    }
     let ok = checks.iter().all(|c| c.ok);
     let body = Health { status: if ok { "ok" } else { "unavailable" }.to_owned(), checks };
     if ok {
@@ -102,6 +95,10 @@ async fn refresh_gauges(state: &AppState) {
         m.projection.with_label_values(&[name]).set(load(value));
     }
     m.private_feeds.set(gauge_value(state.users.live().await));
+    for (id, feed) in &state.markets {
+        m.market_halted.with_label_values(&[&id.to_string()]).set(i64::from(feed.halted()));
+    }
+    m.refresh_settlement().await;
 }
 
 #[utoipa::path(tag = "system", responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
