@@ -13,8 +13,8 @@ use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
-    Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId, PriceTicks,
-    QtyLots, Trade, UserId,
+    Amount, AssetId, Balance, DepositId, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId,
+    PriceTicks, QtyLots, Trade, UserId, WithdrawalAuth,
 };
 use crate::events::market_command::encode_market_record;
 use crate::events::user_payload::{
@@ -33,6 +33,26 @@ pub enum UserOp {
     Withdraw {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A deposit the chain watcher saw confirmed (idempotent by its id).
+    CreditDeposit {
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// The user's signed withdrawal, checked by the API.
+    RequestWithdrawal {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    },
+    CompleteWithdrawal {
+        nonce: u64,
+    },
+    FailWithdrawal {
+        nonce: u64,
+        reason: String,
     },
     Place(OrderRequest),
     Cancel {
@@ -186,6 +206,16 @@ impl<S: EventStore + 'static> UserActor<S> {
         let command = match op {
             UserOp::Deposit { asset, amount } => UserCommand::Deposit { asset: *asset, amount: *amount },
             UserOp::Withdraw { asset, amount } => UserCommand::Withdraw { asset: *asset, amount: *amount },
+            UserOp::CreditDeposit { deposit, asset, amount } => {
+                UserCommand::CreditDeposit { deposit: *deposit, asset: *asset, amount: *amount }
+            }
+            UserOp::RequestWithdrawal { nonce, asset, amount, auth } => {
+                UserCommand::RequestWithdrawal { nonce: *nonce, asset: *asset, amount: *amount, auth: auth.clone() }
+            }
+            UserOp::CompleteWithdrawal { nonce } => UserCommand::CompleteWithdrawal { nonce: *nonce },
+            UserOp::FailWithdrawal { nonce, reason } => {
+                UserCommand::FailWithdrawal { nonce: *nonce, reason: reason.clone() }
+            }
             UserOp::Place(request) => UserCommand::Place { spec: self.spec(request.market)?, request: request.clone() },
             UserOp::Cancel { market, order } => UserCommand::Cancel { market: *market, order: *order },
             UserOp::Amend { market, order, price, qty } => {
