@@ -27,11 +27,11 @@ use crate::actors::{ActorDeps, ActorError, Counters, Registry};
 use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{decode_transfer_record, TransferRecord};
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
-use crate::domain::DepositId;
 use crate::domain::{
     Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,
     PriceTicks, QtyLots, Side, StpMode, TimeInForce, UserId,
 };
+use crate::domain::{DepositId, WithdrawalAuth};
 use crate::events::market_command::decode_market_record;
 use crate::events::{decode_market_event, Clock, EventStore};
 use crate::projections::{Projector, ViewStore};
@@ -251,6 +251,23 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         self.user_op(user, UserOp::CreditDeposit { deposit, asset, amount }).await
     }
 
+    /// Asks for an on-chain withdrawal the user signed (`auth`, checked by the caller: the
+    /// wallet's own signature, never an agent's): `amount` leaves available for withdrawing
+    /// and the settlement operator executes it; its outcome comes back as
+    /// `WithdrawalCompleted`, or `WithdrawalFailed` with the funds restored.
+    pub async fn request_withdrawal(
+        &self,
+        user: UserId,
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    ) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::RequestWithdrawal { nonce, asset, amount, auth }).await
+    }
+
+    /// Debits available funds off-chain only (the dev faucet's undo); on-chain withdrawals go
+    /// through [`Engine::request_withdrawal`].
     pub async fn withdraw(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
         self.user_op(user, UserOp::Withdraw { asset, amount }).await
     }
@@ -561,6 +578,8 @@ fn decode_outcome(body: &mut serde_json::Value) -> Result<UserOp, EngineError> {
     if let Some(record) = decode_transfer_record(body) {
         return match record.map_err(|e| EngineError::BadRecord(e.to_string()))? {
             TransferRecord::Deposit { deposit, asset, amount } => Ok(UserOp::CreditDeposit { deposit, asset, amount }),
+            TransferRecord::WithdrawalCompleted { nonce } => Ok(UserOp::CompleteWithdrawal { nonce }),
+            TransferRecord::WithdrawalFailed { nonce, reason } => Ok(UserOp::FailWithdrawal { nonce, reason }),
         };
     }
     if let Some(record) = decode_user_record(body) {

@@ -24,13 +24,19 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 
 use hob::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
+use hob::actors::settlement::SettlementHandle;
 use hob::chain::contract::{HobExchange, TestToken};
 use hob::chain::deposits::{encode_transfer_record, encode_watcher_event, TransferRecord, WatcherEvent};
+use hob::chain::eip712::{self, Withdrawal};
 use hob::chain::tools;
+use hob::domain::Side;
 use hob::domain::{Amount, AssetId, DepositId, UserEvent};
+use hob::engine::EngineError;
 use hob::events::user_payload::decode_user_event;
 use hob::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StreamId, SystemClock};
 use hob::queue::{user_group, USER_QUEUE};
+use hob::settlement::withdrawals::{encode_withdrawal_auth, SignedWithdrawal};
+use hob::settlement::OperatorKey;
 use hob::settlement::RpcChain;
 use hob::store::sqlite::SqliteEventStore;
 use settlement_support::*;
@@ -99,7 +105,7 @@ struct Venue {
     exchange: Address,
     base: Address,
     quote: Address,
-    operator: Address,
+    operator: OperatorKey,
     engine: TestEngine,
     alice: Trader,
     bob: Trader,
@@ -116,10 +122,10 @@ impl Venue {
         let base = *TestToken::deploy(admin.clone(), "Base".into(), "BASE".into(), 18).await.unwrap().address();
         let quote = *TestToken::deploy(admin.clone(), "Quote".into(), "QUOTE".into(), 6).await.unwrap().address();
         let exchange = *HobExchange::deploy(admin.clone(), fee_collector, ESCAPE_PERIOD_S).await.unwrap().address();
-        let operator = operator_key(&format!("{name}/operator")).address();
+        let operator = operator_key(&format!("{name}/operator"));
         let chain_id = admin.get_chain_id().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let engine = start_engine(dir.path(), operator, system_clock());
+        let engine = start_engine(dir.path(), operator.address(), system_clock());
         let chain = Arc::new(RpcChain::connect_http(anvil().endpoint_url().as_str()).unwrap());
         Venue {
             dir,
@@ -166,6 +172,83 @@ impl Venue {
         let log = receipt.inner.logs().last().unwrap();
         let deposit = DepositId { tx: receipt.transaction_hash.0, log_index: log.log_index.unwrap() };
         (receipt.block_number.unwrap(), deposit)
+    }
+
+    /// Makes the operator an operator of the exchange, registers the market and starts
+    /// settlement (which also executes withdrawals).
+    async fn start_settlement(&self) -> SettlementHandle<SqliteEventStore, RpcChain> {
+        fund(&self.admin, self.operator.address()).await;
+        let ex = HobExchange::new(self.exchange, self.admin.clone());
+        exec(ex.setOperator(self.operator.address(), true)).await;
+        exec(ex.registerMarket(CHAIN_MARKET, self.base, self.quote, BASE_LOT, QUOTE_TICK)).await;
+        let config = fast_config(self.operator.clone(), self.exchange, self.chain_id, Duration::from_secs(30));
+        self.engine.start_settlement(config, self.chain.clone()).await.unwrap()
+    }
+
+    /// Deposits on-chain and waits until the watcher credited it.
+    async fn deposit_credited(
+        &self,
+        watcher: &ChainWatcherHandle<SqliteEventStore, RpcChain>,
+        trader: &Trader,
+        token: Address,
+        amount: u128,
+    ) {
+        let asset = if token == self.base { base() } else { quote() };
+        let before = self.available(trader, asset).await.0;
+        self.deposit(trader, token, amount).await;
+        self.mine(CONFIRMATIONS).await;
+        assert_eq!(watcher.poll_now().await.unwrap().credited, 1);
+        self.wait_available(trader, asset, before + amount).await;
+    }
+
+    /// `signer`'s signature over `trader`'s withdrawal.
+    fn withdrawal(
+        &self,
+        trader: &Trader,
+        signer: &PrivateKeySigner,
+        token: Address,
+        amount: u128,
+        nonce: u64,
+    ) -> SignedWithdrawal {
+        let w = Withdrawal { user: trader.address(), token, amount: U256::from(amount), nonce, expiry: 0 };
+        SignedWithdrawal::sign(signer, w, &eip712::domain(self.chain_id, self.exchange)).unwrap()
+    }
+
+    async fn request(&self, trader: &Trader, signed: &SignedWithdrawal, asset: AssetId) -> Result<(), EngineError> {
+        let amount = Amount(signed.withdrawal.amount.to::<u128>());
+        let nonce = signed.withdrawal.nonce;
+        self.engine
+            .request_withdrawal(trader.user, nonce, asset, amount, encode_withdrawal_auth(signed))
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits until the user has no withdrawal in flight.
+    async fn withdrawals_answered(&self, trader: &Trader) {
+        wait_until("the withdrawals are answered", LIMIT, || async {
+            let view = self.engine.user(trader.user).await.unwrap();
+            let none = view.state.transfers().pending_withdrawals().next().is_none();
+            none
+        })
+        .await;
+    }
+
+    async fn wallet(&self, who: Address, token: Address) -> u128 {
+        TestToken::new(token, self.admin.clone()).balanceOf(who).call().await.unwrap().to::<u128>()
+    }
+
+    /// The user's stream's withdrawal outcomes: (nonce, completed?, reason).
+    async fn withdrawal_outcomes(&self, trader: &Trader) -> Vec<(u64, bool, String)> {
+        let stored = self.engine.store().read_stream(&StreamId::user(trader.user), 1).await.unwrap();
+        stored
+            .into_iter()
+            .filter(|e| e.event_type.starts_with("user.Withdrawal"))
+            .filter_map(|e| match decode_user_event(&e.event_type, e.schema_version, e.payload).unwrap() {
+                UserEvent::WithdrawalCompleted { nonce, .. } => Some((nonce, true, String::new())),
+                UserEvent::WithdrawalFailed { nonce, reason, .. } => Some((nonce, false, reason)),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn mine(&self, blocks: u64) {
@@ -368,5 +451,100 @@ async fn a_deposit_of_a_token_no_market_trades_is_recorded_and_not_credited() {
     let stored = v.engine.store().read_stream(&StreamId::chain(v.chain_id), 1).await.unwrap();
     assert!(stored.iter().any(|e| e.event_type == "chain.DepositIgnored" && e.payload["reason"] == "unknown_token"));
     assert!(v.credits(&v.alice).await.is_empty());
-    let _ = (v.operator, v.base);
+    let _ = v.base;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Withdrawals
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn deposit_trade_settle_withdraw_leaves_the_vault_equal_to_the_ledgers() {
+    let v = Venue::start("withdraw-happy").await;
+    let handle = v.start_settlement().await;
+    let watcher = v.watcher(v.config().await).await;
+    let domain = eip712::domain(v.chain_id, v.exchange);
+    // Given Alice's quote and Bob's base deposited on-chain and credited by the watcher,
+    v.deposit_credited(&watcher, &v.alice, v.quote, 1_000_000).await;
+    v.deposit_credited(&watcher, &v.bob, v.base, 10 * BASE_LOT).await;
+    // and a trade of 4 lots at 100 settled,
+    v.engine.place(v.bob.user, v.bob.limit(&domain, Side::Sell, 100, 10, 1)).await.unwrap();
+    v.engine.place(v.alice.user, v.alice.limit(&domain, Side::Buy, 100, 4, 1)).await.unwrap();
+    settled(&handle, 1, LIMIT).await;
+    nothing_settling(&v.engine, v.alice.user, LIMIT).await;
+    nothing_settling(&v.engine, v.bob.user, LIMIT).await;
+    // when Alice withdraws the base she bought and Bob part of his quote,
+    let alice_base = v.available(&v.alice, base()).await.0;
+    assert_eq!(alice_base, 4 * BASE_LOT);
+    v.request(&v.alice, &v.withdrawal(&v.alice, &v.alice.key, v.base, alice_base, 1), base()).await.unwrap();
+    v.request(&v.bob, &v.withdrawal(&v.bob, &v.bob.key, v.quote, 1_000, 1), quote()).await.unwrap();
+    // then, while the chain executes them, the funds are withdrawing: not available,
+    assert_eq!(v.available(&v.alice, base()).await, Amount(0));
+    // and once it has, they are in the wallets, and every vault balance equals its ledger.
+    v.withdrawals_answered(&v.alice).await;
+    v.withdrawals_answered(&v.bob).await;
+    assert_eq!(v.withdrawal_outcomes(&v.alice).await, [(1, true, String::new())]);
+    assert_eq!(v.withdrawal_outcomes(&v.bob).await, [(1, true, String::new())]);
+    assert_eq!(v.wallet(v.alice.address(), v.base).await, alice_base);
+    assert_eq!(v.wallet(v.bob.address(), v.quote).await, 1_000);
+    for trader in [&v.alice, &v.bob] {
+        for (asset, token) in [(base(), v.base), (quote(), v.quote)] {
+            let off_chain = balance(&v.engine, trader.user, asset).await.total().unwrap().0;
+            assert_eq!(v.vault(trader.address(), token).await, off_chain, "{asset} of {}", trader.user);
+        }
+    }
+    let ops = handle.inspect().await.unwrap();
+    assert_eq!((ops.pending_withdrawals, ops.in_flight.len()), (0, 0), "{ops:?}");
+}
+
+#[actix_rt::test]
+async fn a_withdrawal_over_the_available_balance_or_reusing_a_nonce_is_refused_and_changes_nothing() {
+    let v = Venue::start("withdraw-refused").await;
+    let _handle = v.start_settlement().await;
+    let watcher = v.watcher(v.config().await).await;
+    v.deposit_credited(&watcher, &v.alice, v.quote, 5_000).await;
+    let version = v.engine.user(v.alice.user).await.unwrap().version;
+    // Over the available balance: a typed refusal, and nothing stored.
+    let over = v.request(&v.alice, &v.withdrawal(&v.alice, &v.alice.key, v.quote, 5_001, 1), quote()).await;
+    assert!(matches!(over, Err(EngineError::Rejected(hob::domain::user::UserReject::Ledger(_)))), "{over:?}");
+    assert_eq!(v.engine.user(v.alice.user).await.unwrap().version, version);
+    assert_eq!(v.available(&v.alice, quote()).await, Amount(5_000));
+    // A nonce once used is refused the second time, even for another amount.
+    v.request(&v.alice, &v.withdrawal(&v.alice, &v.alice.key, v.quote, 1_000, 2), quote()).await.unwrap();
+    let again = v.request(&v.alice, &v.withdrawal(&v.alice, &v.alice.key, v.quote, 500, 2), quote()).await;
+    assert!(
+        matches!(again, Err(EngineError::Rejected(hob::domain::user::UserReject::WithdrawalNonceUsed))),
+        "{again:?}"
+    );
+    v.withdrawals_answered(&v.alice).await;
+    assert_eq!(v.available(&v.alice, quote()).await, Amount(4_000));
+    assert_eq!(v.vault(v.alice.address(), v.quote).await, 4_000);
+}
+
+#[actix_rt::test]
+async fn a_withdrawal_the_chain_refuses_gives_the_funds_back() {
+    let v = Venue::start("withdraw-reverted").await;
+    let handle = v.start_settlement().await;
+    let watcher = v.watcher(v.config().await).await;
+    v.deposit_credited(&watcher, &v.alice, v.quote, 5_000).await;
+    // Given a withdrawal that reached the operator signed by another key (here past the
+    // API's own check, which would have refused it) ...
+    let forged = v.withdrawal(&v.alice, &v.bob.key, v.quote, 3_000, 1);
+    v.request(&v.alice, &forged, quote()).await.unwrap();
+    // ... and one that is more than the vault holds for Alice (her off-chain balance was
+    // credited by hand, with nothing behind it on-chain),
+    let phantom = DepositId { tx: [9; 32], log_index: 0 };
+    v.engine.credit_deposit(v.alice.user, phantom, base(), Amount(BASE_LOT)).await.unwrap();
+    v.request(&v.alice, &v.withdrawal(&v.alice, &v.alice.key, v.base, BASE_LOT, 2), base()).await.unwrap();
+    // when the operator tries them, the chain refuses both,
+    v.withdrawals_answered(&v.alice).await;
+    // then each fails with the contract's reason and its funds are available again.
+    assert_eq!(
+        v.withdrawal_outcomes(&v.alice).await,
+        [(1, false, "BadWithdrawalSignature".to_owned()), (2, false, "InsufficientBalance".to_owned())]
+    );
+    assert_eq!(v.available(&v.alice, quote()).await, Amount(5_000));
+    assert_eq!(v.available(&v.alice, base()).await, Amount(BASE_LOT));
+    assert_eq!(v.vault(v.alice.address(), v.quote).await, 5_000);
+    assert_eq!(handle.inspect().await.unwrap().pending_withdrawals, 0);
 }

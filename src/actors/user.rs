@@ -1,6 +1,8 @@
 //! `UserActor`: one per user address, the only writer of `user:{address}`. It checks and
 //! locks funds for new orders and sends them to their market through the outbox, and applies
 //! the markets' outcomes (fills, releases, amend answers) that arrive on the user queue.
+//! Withdrawals go the same way to the settlement operator, whose answer (completed or failed)
+//! comes back on the user queue like a deposit the chain watcher credits.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,7 +23,8 @@ use crate::events::user_payload::{
     decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot,
 };
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
-use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
+use crate::queue::{market_group, MessageSource, MARKET_QUEUE, SETTLEMENT_QUEUE};
+use crate::settlement::withdrawals::{encode_withdrawal_record, QueuedWithdrawal};
 
 /// What a user actor can be asked to do (owned, so it can cross the mailbox).
 #[derive(Clone, Debug, PartialEq)]
@@ -251,6 +254,15 @@ impl<S: EventStore + 'static> UserActor<S> {
                 }
                 UserEvent::AmendRequested { market, order, price, qty, .. } => {
                     Some(to_market(market, MarketCommand::Amend { order, user, price, qty }, None))
+                }
+                // The operator wallet executes it on-chain, at its own nonces.
+                UserEvent::WithdrawalRequested { nonce, asset, amount, ref auth } => {
+                    let w = QueuedWithdrawal { user, nonce, asset, amount, auth: auth.clone() };
+                    Some(OutboxRecord {
+                        destination: SETTLEMENT_QUEUE.into(),
+                        group: self.deps.settlement_group.clone(),
+                        payload: encode_withdrawal_record(&w),
+                    })
                 }
                 _ => None,
             })

@@ -257,12 +257,33 @@ pub fn decode_watcher_event(event_type: &str, payload: Value) -> Result<WatcherE
 /// What the chain tells a user about its transfers, on the user queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransferRecord {
-    Deposit { deposit: DepositId, asset: AssetId, amount: Amount },
+    Deposit {
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// The vault paid the user's withdrawal `nonce` out.
+    WithdrawalCompleted {
+        nonce: u64,
+    },
+    /// The chain refused withdrawal `nonce`: its funds go back to available.
+    WithdrawalFailed {
+        nonce: u64,
+        reason: String,
+    },
 }
 
-/// `{"transfer": {"op": "deposit", "deposit", "asset", "amount"}}`.
+/// `{"transfer": {"op": "deposit", "deposit", "asset", "amount"}}`,
+/// `{"transfer": {"op": "withdrawal_completed", "nonce"}}` or
+/// `{"transfer": {"op": "withdrawal_failed", "nonce", "reason"}}`.
 pub fn encode_transfer_record(record: &TransferRecord) -> Value {
     match record {
+        TransferRecord::WithdrawalCompleted { nonce } => {
+            json!({ "transfer": { "op": "withdrawal_completed", "nonce": nonce } })
+        }
+        TransferRecord::WithdrawalFailed { nonce, reason } => {
+            json!({ "transfer": { "op": "withdrawal_failed", "nonce": nonce, "reason": reason } })
+        }
         TransferRecord::Deposit { deposit, asset, amount } => json!({
             "transfer": {
                 "op": "deposit",
@@ -278,6 +299,7 @@ pub fn encode_transfer_record(record: &TransferRecord) -> Value {
 pub fn decode_transfer_record(body: &Value) -> Option<Result<TransferRecord, WatcherPayloadError>> {
     let inner = body.get("transfer")?;
     let text = |field: &str| inner.get(field).and_then(Value::as_str).ok_or_else(|| bad("transfer record", field));
+    let nonce = || inner.get("nonce").and_then(Value::as_u64).ok_or_else(|| bad("transfer record", "nonce"));
     let decoded = (|| match text("op")? {
         "deposit" => {
             let amount = text("amount")?;
@@ -289,6 +311,10 @@ pub fn decode_transfer_record(body: &Value) -> Option<Result<TransferRecord, Wat
                     digits.then(|| amount.parse().ok()).flatten().ok_or_else(|| bad("transfer record", "amount"))?,
                 ),
             })
+        }
+        "withdrawal_completed" => Ok(TransferRecord::WithdrawalCompleted { nonce: nonce()? }),
+        "withdrawal_failed" => {
+            Ok(TransferRecord::WithdrawalFailed { nonce: nonce()?, reason: text("reason")?.to_owned() })
         }
         other => Err(bad("transfer record op", other)),
     })();
@@ -373,8 +399,14 @@ mod tests {
             let (t, _, payload) = encode_watcher_event(&e);
             assert_eq!(decode_watcher_event(t, payload), Ok(e));
         }
-        let r = TransferRecord::Deposit { deposit: log(1, 1, 1).deposit, asset: usdt(), amount: Amount(u128::MAX) };
-        assert_eq!(decode_transfer_record(&encode_transfer_record(&r)), Some(Ok(r)));
+        let records = [
+            TransferRecord::Deposit { deposit: log(1, 1, 1).deposit, asset: usdt(), amount: Amount(u128::MAX) },
+            TransferRecord::WithdrawalCompleted { nonce: u64::MAX },
+            TransferRecord::WithdrawalFailed { nonce: 3, reason: "BadWithdrawalSignature".into() },
+        ];
+        for r in records {
+            assert_eq!(decode_transfer_record(&encode_transfer_record(&r)), Some(Ok(r)));
+        }
         assert_eq!(decode_transfer_record(&json!({"settlement": {}})), None);
         let bad = json!({"transfer": {"op": "deposit", "deposit": "x", "asset": "USDT", "amount": "1"}});
         assert!(matches!(decode_transfer_record(&bad), Some(Err(_))));
