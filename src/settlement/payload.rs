@@ -392,6 +392,8 @@ mod tests {
     use super::*;
     use crate::settlement::trades::tests::queued;
 
+    use crate::settlement::withdrawals::QueuedWithdrawal;
+
     fn every_variant() -> Vec<OperatorEvent> {
         let q = queued(4, 1, 2);
         let attempt = |purpose| Attempt {
@@ -443,6 +445,28 @@ mod tests {
                 order: None,
             },
             OperatorEvent::SettlementFailed { batch: 3, reason: "gave up".into() },
+            OperatorEvent::Nonce(NonceEvent::Signed {
+                nonce: 10,
+                attempt: attempt(TxPurpose::Withdrawal { user: UserId([3; 20]), nonce: u64::MAX }),
+            }),
+            OperatorEvent::WithdrawalQueued {
+                withdrawal: QueuedWithdrawal {
+                    user: UserId([3; 20]),
+                    nonce: 1,
+                    asset: crate::domain::AssetId::new("USDT").unwrap(),
+                    amount: crate::domain::Amount(u128::MAX),
+                    auth: crate::domain::WithdrawalAuth::new("{}"),
+                },
+            },
+            OperatorEvent::WithdrawalCompleted {
+                key: WithdrawalKey { user: UserId([3; 20]), nonce: 1 },
+                tx: B256::repeat_byte(8),
+                block: 5,
+            },
+            OperatorEvent::WithdrawalFailed {
+                key: WithdrawalKey { user: UserId([3; 20]), nonce: 2 },
+                reason: "BadWithdrawalSignature".into(),
+            },
         ]
     }
 
