@@ -67,7 +67,8 @@ pub async fn request(
     })?;
     let withdrawal = Withdrawal { user: Address::from(user.0), token, amount: U256::from(amount.0), nonce, expiry };
     let signed = SignedWithdrawal { withdrawal, signature: parse_signature(&body.signature)? };
-    let signer = signed.signer(&state.domain).map_err(|e| ApiError::unauthorized_code("bad_signature", e.to_string()))?;
+    let signer =
+        signed.signer(&state.domain).map_err(|e| ApiError::unauthorized_code("bad_signature", e.to_string()))?;
     if signer != Address::from(user.0) {
         let message = format!("signed by {signer}, not by the wallet {user} (agents may not withdraw)");
         return Err(ApiError::forbidden("wrong_signer", message));
@@ -140,8 +141,7 @@ async fn read_history(state: &AppState, user: UserId) -> Result<Vec<WithdrawalIn
 
 fn decimal(field: &'static str, text: &str) -> Result<u64, ApiError> {
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    digits
-        .then(|| text.parse().ok())
-        .flatten()
-        .ok_or_else(|| ApiError::bad_request("invalid_number", format!("{field}: a decimal integer string, got {text:?}")))
+    digits.then(|| text.parse().ok()).flatten().ok_or_else(|| {
+        ApiError::bad_request("invalid_number", format!("{field}: a decimal integer string, got {text:?}"))
+    })
 }
