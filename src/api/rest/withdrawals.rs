@@ -73,8 +73,8 @@ pub async fn request(
         let message = format!("signed by {signer}, not by the wallet {user} (agents may not withdraw)");
         return Err(ApiError::forbidden("wrong_signer", message));
     }
-    let reply = state.engine.request_withdrawal(user, nonce, asset, amount, encode_withdrawal_auth(&signed)).await?;
-    let requested_at = reply.events.first().map_or(0, |_| now_ms() as i64);
+    state.engine.request_withdrawal(user, nonce, asset, amount, encode_withdrawal_auth(&signed)).await?;
+    let requested_at = now_ms() as i64;
     Ok(web::Json(WithdrawalInfo {
         nonce: nonce.to_string(),
         asset: asset.to_string(),
