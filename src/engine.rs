@@ -19,15 +19,19 @@ use futures_util::future::{join_all, LocalBoxFuture};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
+use crate::chain::deposit_logs::DepositLogs;
+use crate::chain::deposits::{decode_transfer_record, TransferRecord};
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
     Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,
     PriceTicks, QtyLots, Side, StpMode, TimeInForce, UserId,
 };
+use crate::domain::{DepositId, WithdrawalAuth};
 use crate::events::market_command::decode_market_record;
 use crate::events::{decode_market_event, Clock, EventStore};
 use crate::projections::{Projector, ViewStore};
@@ -202,6 +206,17 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         crate::actors::settlement::start(parts, config, chain).await
     }
 
+    /// Starts the chain watcher of `config.chain_id` on the current arbiter: it credits the
+    /// exchange's confirmed deposits to their users through the user queue.
+    pub async fn start_chain_watcher<L: DepositLogs + 'static>(
+        &self,
+        config: WatcherConfig,
+        logs: Arc<L>,
+    ) -> Result<ChainWatcherHandle<S, L>, ActorError> {
+        let deps = self.registry.deps().clone();
+        crate::actors::chain_watcher::start(deps, logs, config, self.shutdown.subscribe()).await
+    }
+
     pub fn registry(&self) -> &Arc<Registry<S>> {
         &self.registry
     }
@@ -223,6 +238,36 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         self.user_op(user, UserOp::Deposit { asset, amount }).await
     }
 
+    /// Credits a deposit the chain logged, once: a deposit id already credited changes
+    /// nothing (the reply has no events). The chain watcher's path is the user queue; this is
+    /// the same command for tools and tests.
+    pub async fn credit_deposit(
+        &self,
+        user: UserId,
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    ) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::CreditDeposit { deposit, asset, amount }).await
+    }
+
+    /// Asks for an on-chain withdrawal the user signed (`auth`, checked by the caller: the
+    /// wallet's own signature, never an agent's): `amount` leaves available for withdrawing
+    /// and the settlement operator executes it; its outcome comes back as
+    /// `WithdrawalCompleted`, or `WithdrawalFailed` with the funds restored.
+    pub async fn request_withdrawal(
+        &self,
+        user: UserId,
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    ) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::RequestWithdrawal { nonce, asset, amount, auth }).await
+    }
+
+    /// Debits available funds off-chain only (the dev faucet's undo); on-chain withdrawals go
+    /// through [`Engine::request_withdrawal`].
     pub async fn withdraw(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
         self.user_op(user, UserOp::Withdraw { asset, amount }).await
     }
@@ -527,9 +572,16 @@ impl GroupOutcome {
     }
 }
 
-/// A user-queue record: one market event about one of the user's orders, or a settlement
-/// outcome (a trade's funds final, or a trade voided).
+/// A user-queue record: one market event about one of the user's orders, a settlement
+/// outcome (a trade's funds final, or a trade voided), or a transfer (a deposit credited).
 fn decode_outcome(body: &mut serde_json::Value) -> Result<UserOp, EngineError> {
+    if let Some(record) = decode_transfer_record(body) {
+        return match record.map_err(|e| EngineError::BadRecord(e.to_string()))? {
+            TransferRecord::Deposit { deposit, asset, amount } => Ok(UserOp::CreditDeposit { deposit, asset, amount }),
+            TransferRecord::WithdrawalCompleted { nonce } => Ok(UserOp::CompleteWithdrawal { nonce }),
+            TransferRecord::WithdrawalFailed { nonce, reason } => Ok(UserOp::FailWithdrawal { nonce, reason }),
+        };
+    }
     if let Some(record) = decode_user_record(body) {
         return match record.map_err(|e| EngineError::BadRecord(e.to_string()))? {
             UserSettlement::Confirm { asset, amount } => Ok(UserOp::ConfirmSettlement { asset, amount }),

@@ -42,6 +42,8 @@ const PRIVATE: &[(&str, &str)] = &[
     ("GET", "/api/v1/fills"),
     ("POST", "/api/v1/orders"),
     ("POST", "/api/v1/orders/batch"),
+    ("POST", "/api/v1/withdrawals"),
+    ("GET", "/api/v1/withdrawals"),
     ("DELETE", "/api/v1/orders"),
     ("DELETE", "/api/v1/orders/{order_id}"),
     ("PATCH", "/api/v1/orders/{order_id}"),

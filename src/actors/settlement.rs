@@ -20,7 +20,7 @@ use alloy::primitives::Address;
 use tokio::sync::{oneshot, watch};
 
 use self::operator::Operator;
-pub use self::operator::OperatorCounters;
+pub use self::operator::{OperatorCounters, Settle};
 use super::deps::{ActorDeps, ActorError};
 use crate::domain::{MarketId, MarketSpec, UserId};
 use crate::events::{EventStore, StreamId};
@@ -32,7 +32,7 @@ use crate::settlement::config::{ConfigError, SettlementConfig};
 use crate::settlement::nonce::TxPurpose;
 use crate::settlement::records::decode_trade_record;
 use crate::settlement::state::OperatorStats;
-use crate::settlement::trades::QueuedTrade;
+use crate::settlement::withdrawals::decode_withdrawal_record;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettlementError {
@@ -58,7 +58,7 @@ struct Tick;
 #[derive(Message)]
 #[rtype(result = "Result<bool, ActorError>")]
 struct Deliveries {
-    items: Vec<(MessageSource, QueuedTrade)>,
+    items: Vec<(MessageSource, Settle)>,
 }
 
 /// A read of the live state.
@@ -86,6 +86,8 @@ pub struct OperatorView {
     pub next_nonce: u64,
     pub in_flight: Vec<InFlightView>,
     pub pending_trades: usize,
+    /// Withdrawals held until the chain answers.
+    pub pending_withdrawals: usize,
     /// The open batch: (id, trades, failures).
     pub batch: Option<(u64, usize, u32)>,
     pub next_chain_index: u64,
@@ -208,6 +210,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Handler<InspectOperator> for S
                 })
                 .collect(),
             pending_trades: state.pending().count(),
+            pending_withdrawals: state.withdrawals().len(),
             batch: state.batch().map(|b| (b.id, b.trades.len(), b.failures)),
             next_chain_index: state.next_chain_index(),
             stats: state.stats(),
@@ -448,11 +451,15 @@ async fn consume<Q: Queue + 'static, S: EventStore + 'static, C: Chain + 'static
 }
 
 /// Decodes deliveries up to the first that does not read (its index is returned).
-fn decode(deliveries: &[Delivery]) -> (Vec<(MessageSource, QueuedTrade)>, Option<usize>) {
+fn decode(deliveries: &[Delivery]) -> (Vec<(MessageSource, Settle)>, Option<usize>) {
     let mut items = Vec::with_capacity(deliveries.len());
     for (i, d) in deliveries.iter().enumerate() {
-        match decode_trade_record(&d.message.body) {
-            Ok(trade) => items.push((d.message.source.clone(), trade)),
+        let decoded = match decode_withdrawal_record(&d.message.body) {
+            Some(w) => w.map(Settle::Withdrawal),
+            None => decode_trade_record(&d.message.body).map(Settle::Trade).map_err(|e| e.to_string()),
+        };
+        match decoded {
+            Ok(item) => items.push((d.message.source.clone(), item)),
             Err(e) => {
                 tracing::warn!(source = %d.message.source, error = %e, "unreadable settlement record");
                 return (items, Some(i));

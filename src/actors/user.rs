@@ -1,6 +1,8 @@
 //! `UserActor`: one per user address, the only writer of `user:{address}`. It checks and
 //! locks funds for new orders and sends them to their market through the outbox, and applies
 //! the markets' outcomes (fills, releases, amend answers) that arrive on the user queue.
+//! Withdrawals go the same way to the settlement operator, whose answer (completed or failed)
+//! comes back on the user queue like a deposit the chain watcher credits.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,15 +15,16 @@ use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
-    Amount, AssetId, Balance, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId, PriceTicks,
-    QtyLots, Trade, UserId,
+    Amount, AssetId, Balance, DepositId, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId,
+    PriceTicks, QtyLots, Trade, UserId, WithdrawalAuth,
 };
 use crate::events::market_command::encode_market_record;
 use crate::events::user_payload::{
     decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot,
 };
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
-use crate::queue::{market_group, MessageSource, MARKET_QUEUE};
+use crate::queue::{market_group, MessageSource, MARKET_QUEUE, SETTLEMENT_QUEUE};
+use crate::settlement::withdrawals::{encode_withdrawal_record, QueuedWithdrawal};
 
 /// What a user actor can be asked to do (owned, so it can cross the mailbox).
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +36,26 @@ pub enum UserOp {
     Withdraw {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A deposit the chain watcher saw confirmed (idempotent by its id).
+    CreditDeposit {
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// The user's signed withdrawal, checked by the API.
+    RequestWithdrawal {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    },
+    CompleteWithdrawal {
+        nonce: u64,
+    },
+    FailWithdrawal {
+        nonce: u64,
+        reason: String,
     },
     Place(OrderRequest),
     Cancel {
@@ -186,6 +209,16 @@ impl<S: EventStore + 'static> UserActor<S> {
         let command = match op {
             UserOp::Deposit { asset, amount } => UserCommand::Deposit { asset: *asset, amount: *amount },
             UserOp::Withdraw { asset, amount } => UserCommand::Withdraw { asset: *asset, amount: *amount },
+            UserOp::CreditDeposit { deposit, asset, amount } => {
+                UserCommand::CreditDeposit { deposit: *deposit, asset: *asset, amount: *amount }
+            }
+            UserOp::RequestWithdrawal { nonce, asset, amount, auth } => {
+                UserCommand::RequestWithdrawal { nonce: *nonce, asset: *asset, amount: *amount, auth: auth.clone() }
+            }
+            UserOp::CompleteWithdrawal { nonce } => UserCommand::CompleteWithdrawal { nonce: *nonce },
+            UserOp::FailWithdrawal { nonce, reason } => {
+                UserCommand::FailWithdrawal { nonce: *nonce, reason: reason.clone() }
+            }
             UserOp::Place(request) => UserCommand::Place { spec: self.spec(request.market)?, request: request.clone() },
             UserOp::Cancel { market, order } => UserCommand::Cancel { market: *market, order: *order },
             UserOp::Amend { market, order, price, qty } => {
@@ -221,6 +254,15 @@ impl<S: EventStore + 'static> UserActor<S> {
                 }
                 UserEvent::AmendRequested { market, order, price, qty, .. } => {
                     Some(to_market(market, MarketCommand::Amend { order, user, price, qty }, None))
+                }
+                // The operator wallet executes it on-chain, at its own nonces.
+                UserEvent::WithdrawalRequested { nonce, asset, amount, ref auth } => {
+                    let w = QueuedWithdrawal { user, nonce, asset, amount, auth: auth.clone() };
+                    Some(OutboxRecord {
+                        destination: SETTLEMENT_QUEUE.into(),
+                        group: self.deps.settlement_group.clone(),
+                        payload: encode_withdrawal_record(&w),
+                    })
                 }
                 _ => None,
             })

@@ -150,6 +150,7 @@ impl From<UserReject> for ApiError {
             UserReject::CancelPending => ApiError::conflict("cancel_pending", message),
             UserReject::TooManyOpenOrders { .. } => ApiError::unprocessable("too_many_open_orders", message),
             UserReject::ZeroAmount => ApiError::bad_request("zero_amount", message),
+            UserReject::WithdrawalNonceUsed => ApiError::conflict("withdrawal_nonce_used", message),
         }
     }
 }

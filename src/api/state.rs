@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::api::auth::AuthMode;
@@ -18,7 +18,7 @@ use crate::api::metrics::Metrics;
 use crate::api::rate_limit::TokenBuckets;
 use crate::api::sessions::Sessions;
 use crate::config::{AuthConfig, Limits, WebSocketConfig};
-use crate::domain::{MarketId, UserId};
+use crate::domain::{AssetId, MarketId, UserId};
 use crate::engine::{Engine, ProjectionStats};
 use crate::queue::InProcessQueue;
 use crate::store::sqlite_views::SqliteViewStore;
@@ -53,6 +53,9 @@ pub struct AppState {
     /// Becomes true when the server stops: WebSocket connections close ("going away").
     pub stopping: tokio::sync::watch::Receiver<bool>,
     next_connection: AtomicU64,
+    /// Each withdrawable asset's token on the exchange's chain; empty until the chain is set
+    /// up (`set_withdrawal_tokens`), and withdrawals are refused until then.
+    withdrawal_tokens: RwLock<BTreeMap<AssetId, alloy::primitives::Address>>,
 }
 
 pub struct StateParts {
@@ -97,7 +100,24 @@ impl AppState {
             dev_faucet: p.dev_faucet,
             stopping: p.stopping,
             next_connection: AtomicU64::new(1),
+            withdrawal_tokens: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// Names the token of each asset users may withdraw (known once the contracts are
+    /// deployed, so set after start).
+    pub fn set_withdrawal_tokens(&self, tokens: BTreeMap<AssetId, alloy::primitives::Address>) {
+        // A poisoned lock only means a writer panicked mid-assignment of a whole map.
+        let mut held = self.withdrawal_tokens.write().unwrap_or_else(|p| p.into_inner());
+        *held = tokens;
+    }
+
+    pub fn withdrawal_token(&self, asset: AssetId) -> Option<alloy::primitives::Address> {
+        self.withdrawal_tokens.read().unwrap_or_else(|p| p.into_inner()).get(&asset).copied()
+    }
+
+    pub fn withdrawal_tokens(&self) -> BTreeMap<AssetId, alloy::primitives::Address> {
+        self.withdrawal_tokens.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The market feed of `id`, or `unknown_market`.

@@ -548,3 +548,40 @@ pub struct HealthCheck {
     pub ok: bool,
     pub detail: Option<String>,
 }
+
+/// `POST /api/v1/withdrawals`: the wallet's own EIP-712 `Withdrawal` (never an agent's), as
+/// its fields and signature. The server rebuilds the message from them (the user is the
+/// caller, the token the asset's) and checks the signature before anything changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    pub asset: String,
+    /// A decimal in the asset's units; the signed `amount` is it in the token's base units.
+    pub amount: String,
+    /// The signed nonce, a decimal string; each is used once per user.
+    pub nonce: String,
+    /// The signed expiry in unix seconds, a decimal string; `0` (the default) never expires.
+    #[serde(default)]
+    pub expiry: Option<String>,
+    /// `0x` + 130 hex digits (r || s || v) over the `Withdrawal` (see `GET /api/v1/eip712`).
+    pub signature: String,
+}
+
+/// A withdrawal and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawalInfo {
+    pub nonce: String,
+    pub asset: String,
+    pub amount: String,
+    /// `withdrawing` (debited, the chain has not answered), `completed` (in the wallet) or
+    /// `failed` (refused by the chain; the funds are available again).
+    pub status: String,
+    /// Why it failed (the contract's error name), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix milliseconds.
+    pub requested_at: i64,
+    /// Unix milliseconds; set once the chain answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
+}

@@ -8,9 +8,13 @@
 //! - `batch`: the packed calldata of `settleBatch`.
 //! - `contract`: `sol!` bindings over `contracts/out/*.json` and revert classification.
 //! - `tools`: the anvil binary `make tools` installs.
+//! - `deposits`: the chain watcher's state and decisions (pure), its events, and the
+//!   user-queue transfer record; `deposit_logs`: the port it reads `Deposited` logs through.
 
 pub mod batch;
 pub mod contract;
+pub mod deposit_logs;
+pub mod deposits;
 pub mod eip712;
 pub mod order;
 pub mod tools;

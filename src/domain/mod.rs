@@ -9,6 +9,7 @@ pub mod market_event;
 pub mod matching;
 pub mod order;
 pub mod order_book;
+pub mod transfers;
 pub mod units;
 pub mod user;
 
@@ -19,6 +20,7 @@ pub use market_event::{CancelReason, ExpireReason, MarketEvent, RejectReason, Tr
 pub use matching::{ApplyError, Market, MarketCommand};
 pub use order::{NewOrder, OrderAuth, OrderType, Side, StpMode, TimeInForce};
 pub use order_book::{BookError, LevelSummary, OrderBook, RestingOrder};
+pub use transfers::{DepositId, WithdrawalAuth};
 pub use units::{Amount, Bps, PriceTicks, QtyLots, TimestampMs};
 pub use user::{
     HeldMarket, NonceWindow, OpenOrder, OrderRequest, OrderStatus, PendingRequest, ReleaseReason, UserApplyError,

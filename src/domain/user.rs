@@ -27,6 +27,7 @@ use super::ledger::{Account, Balance, LedgerError, OrderLock};
 use super::market::MarketSpec;
 use super::market_event::{CancelReason, ExpireReason, MarketEvent, RejectReason, Trade};
 use super::order::{NewOrder, OrderAuth, Side};
+use super::transfers::{DepositId, PendingWithdrawal, TransferError, Transfers, TransfersParts, WithdrawalAuth};
 use super::units::{Amount, PriceTicks, QtyLots};
 
 /// Open orders a user may hold at once (placed and not yet closed by its market).
@@ -60,6 +61,28 @@ pub enum UserCommand<'a> {
     Withdraw {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A deposit the chain watcher saw confirmed; one already credited decides to nothing.
+    CreditDeposit {
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// The user's signed withdrawal: moves `amount` from available to withdrawing.
+    RequestWithdrawal {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    },
+    /// The chain executed withdrawal `nonce`; one no longer pending decides to nothing.
+    CompleteWithdrawal {
+        nonce: u64,
+    },
+    /// The chain refused withdrawal `nonce`: its amount goes back to available.
+    FailWithdrawal {
+        nonce: u64,
+        reason: String,
     },
     Place {
         spec: &'a MarketSpec,
@@ -115,6 +138,32 @@ pub enum UserEvent {
     Withdrawn {
         asset: AssetId,
         amount: Amount,
+    },
+    /// A deposit seen on-chain, credited once by its id.
+    DepositCredited {
+        deposit: DepositId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// Available down, withdrawing up; `auth` is what the operator sends on-chain.
+    WithdrawalRequested {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    },
+    /// The vault paid it out: withdrawing down.
+    WithdrawalCompleted {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// The chain refused it: withdrawing down, available back up.
+    WithdrawalFailed {
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        reason: String,
     },
     /// The order passed the user's checks and its cost is locked. Carries the market's spec
     /// so that replaying the user's stream alone can size locks and fills.
@@ -234,6 +283,8 @@ pub enum UserReject {
     TooManyOpenOrders { limit: usize },
     #[error("amount must be positive")]
     ZeroAmount,
+    #[error("withdrawal nonce already used")]
+    WithdrawalNonceUsed,
 }
 
 /// An event that does not fit the state it is applied to: a corrupt or reordered stream.
@@ -266,6 +317,8 @@ pub enum UserApplyError {
     TooManyOpenOrders,
     #[error("snapshot part: {0}")]
     Restore(&'static str),
+    #[error("transfer: {0}")]
+    Transfer(#[from] TransferError),
 }
 
 /// Whether the market has answered the placement yet.
@@ -374,6 +427,7 @@ pub struct UserStateParts {
     pub closed_client_ids: Vec<(ClientOrderId, OrderId)>,
     /// By market id, ascending.
     pub markets: Vec<HeldMarket>,
+    pub transfers: TransfersParts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -386,6 +440,7 @@ pub struct UserState {
     client_ids: BTreeMap<ClientOrderId, OrderId>,
     closed_client_ids: VecDeque<(ClientOrderId, OrderId)>,
     markets: BTreeMap<MarketId, HeldMarket>,
+    transfers: Transfers,
 }
 
 impl UserState {
@@ -398,6 +453,7 @@ impl UserState {
             client_ids: BTreeMap::new(),
             closed_client_ids: VecDeque::new(),
             markets: BTreeMap::new(),
+            transfers: Transfers::default(),
         }
     }
 
@@ -431,6 +487,11 @@ impl UserState {
         self.markets.get(&market)
     }
 
+    /// Deposits credited and withdrawals in flight.
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
+    }
+
     /// The events `command` produces, or why it is refused. Never mutates.
     pub fn decide(&self, command: UserCommand<'_>) -> Result<Vec<UserEvent>, UserReject> {
         match command {
@@ -449,6 +510,39 @@ impl UserState {
                 }
                 Ok(vec![UserEvent::Withdrawn { asset, amount }])
             }
+            UserCommand::CreditDeposit { deposit, asset, amount } => {
+                if self.transfers.is_credited(&deposit) {
+                    return Ok(Vec::new());
+                }
+                nonzero(amount)?;
+                let b = self.account.balance(asset);
+                let total = b.total().and_then(|t| t.checked_add(amount));
+                b.available.checked_add(amount).and(total).ok_or(LedgerError::Overflow)?;
+                Ok(vec![UserEvent::DepositCredited { deposit, asset, amount }])
+            }
+            UserCommand::RequestWithdrawal { nonce, asset, amount, auth } => {
+                nonzero(amount)?;
+                if self.transfers.nonce_used(nonce) {
+                    return Err(UserReject::WithdrawalNonceUsed);
+                }
+                let available = self.account.balance(asset).available;
+                if available < amount {
+                    return Err(LedgerError::InsufficientBalance { asset, needed: amount, available }.into());
+                }
+                Ok(vec![UserEvent::WithdrawalRequested { nonce, asset, amount, auth }])
+            }
+            UserCommand::CompleteWithdrawal { nonce } => Ok(self
+                .transfers
+                .pending(nonce)
+                .map(|p| UserEvent::WithdrawalCompleted { nonce, asset: p.asset, amount: p.amount })
+                .into_iter()
+                .collect()),
+            UserCommand::FailWithdrawal { nonce, reason } => Ok(self
+                .transfers
+                .pending(nonce)
+                .map(|p| UserEvent::WithdrawalFailed { nonce, asset: p.asset, amount: p.amount, reason })
+                .into_iter()
+                .collect()),
             UserCommand::ConfirmSettlement { asset, amount } => {
                 nonzero(amount)?;
                 let b = self.account.balance(asset);
@@ -477,6 +571,21 @@ impl UserState {
         match event {
             UserEvent::Deposited { asset, amount } => self.account.deposit(*asset, *amount)?,
             UserEvent::Withdrawn { asset, amount } => self.account.withdraw(*asset, *amount)?,
+            UserEvent::DepositCredited { deposit, asset, amount } => {
+                self.transfers.credit(*deposit)?;
+                self.account.deposit(*asset, *amount)?;
+            }
+            UserEvent::WithdrawalRequested { nonce, asset, amount, .. } => {
+                self.account.withdraw(*asset, *amount)?;
+                self.transfers.request(*nonce, PendingWithdrawal { asset: *asset, amount: *amount })?;
+            }
+            UserEvent::WithdrawalCompleted { nonce, asset, amount } => {
+                self.transfers.finish(*nonce, PendingWithdrawal { asset: *asset, amount: *amount })?;
+            }
+            UserEvent::WithdrawalFailed { nonce, asset, amount, .. } => {
+                self.transfers.finish(*nonce, PendingWithdrawal { asset: *asset, amount: *amount })?;
+                self.account.deposit(*asset, *amount)?;
+            }
             UserEvent::SettlementConfirmed { asset, amount } => self.account.confirm_settlement(*asset, *amount)?,
             UserEvent::TradeVoided { reclaimed_asset, reclaimed, restored_asset, restored, .. } => {
                 self.account.void_fill((*reclaimed_asset, *reclaimed), (*restored_asset, *restored))?
@@ -639,6 +748,22 @@ impl UserState {
             e.opt_u64(m.last_trade.map(|t| t.0));
             e.u64(m.open_orders as u64);
         }
+        let t = &parts.transfers;
+        e.u64(t.credited.len() as u64);
+        for d in &t.credited {
+            e.bytes(&d.tx);
+            e.u64(d.log_index);
+        }
+        e.u64(t.used_nonces.len() as u64);
+        for n in &t.used_nonces {
+            e.u64(*n);
+        }
+        e.u64(t.pending.len() as u64);
+        for (n, p) in &t.pending {
+            e.u64(*n);
+            e.str(p.asset.as_str());
+            e.u128(p.amount.0);
+        }
         e.0
     }
 
@@ -651,6 +776,7 @@ impl UserState {
             nonces: self.nonces.used().collect(),
             closed_client_ids: self.closed_client_ids.iter().cloned().collect(),
             markets: self.markets.values().cloned().collect(),
+            transfers: self.transfers.to_parts(),
         }
     }
 
@@ -716,6 +842,7 @@ impl UserState {
             client_ids,
             closed_client_ids: parts.closed_client_ids.into(),
             markets,
+            transfers: Transfers::from_parts(parts.transfers).map_err(bad)?,
         })
     }
 
@@ -1082,7 +1209,7 @@ fn nonzero(amount: Amount) -> Result<(), UserReject> {
 }
 
 /// Bumped whenever `canonical_bytes` changes shape, so old and new hashes never collide.
-const CANONICAL_FORMAT: u8 = 1;
+const CANONICAL_FORMAT: u8 = 2;
 
 /// Length-prefixed big-endian fields: unambiguous, so equal bytes mean equal states.
 struct Encoder(Vec<u8>);

@@ -11,6 +11,7 @@ use super::payload::{
     WireSide, WireTraded,
 };
 use super::upcast::upcast_to_current;
+use crate::domain::transfers::{DepositId, PendingWithdrawal, TransfersParts, WithdrawalAuth};
 use crate::domain::{
     AssetId, Balance, Bps, CancelReason, ClientOrderId, ExpireReason, HeldMarket, MarketId, MarketSpec, NewOrder,
     OpenOrder, OrderAuth, OrderId, OrderLock, OrderStatus, PendingRequest, PriceTicks, QtyLots, RejectReason,
@@ -31,6 +32,10 @@ pub const ORDER_RELEASED: &str = "user.OrderReleased";
 pub const ORDER_CLOSED: &str = "user.OrderClosed";
 pub const SETTLEMENT_CONFIRMED: &str = "user.SettlementConfirmed";
 pub const TRADE_VOIDED: &str = "user.TradeVoided";
+pub const DEPOSIT_CREDITED: &str = "user.DepositCredited";
+pub const WITHDRAWAL_REQUESTED: &str = "user.WithdrawalRequested";
+pub const WITHDRAWAL_COMPLETED: &str = "user.WithdrawalCompleted";
+pub const WITHDRAWAL_FAILED: &str = "user.WithdrawalFailed";
 
 /// User event types and the schema version each is written at today.
 pub const USER_EVENT_TYPES: &[(&str, u16)] = &[
@@ -48,6 +53,10 @@ pub const USER_EVENT_TYPES: &[(&str, u16)] = &[
     (ORDER_CLOSED, 1),
     (SETTLEMENT_CONFIRMED, 1),
     (TRADE_VOIDED, 1),
+    (DEPOSIT_CREDITED, 1),
+    (WITHDRAWAL_REQUESTED, 1),
+    (WITHDRAWAL_COMPLETED, 1),
+    (WITHDRAWAL_FAILED, 1),
 ];
 
 pub const USER_SNAPSHOT_VERSION: u16 = 1;
@@ -75,6 +84,33 @@ pub enum UserPayloadError {
 pub struct WireAssetAmount {
     pub asset: String,
     pub amount: String,
+}
+
+/// `user.DepositCredited` v1. `deposit` is `0x{tx hash}:{log index}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDepositCredited {
+    pub deposit: String,
+    pub asset: String,
+    pub amount: String,
+}
+
+/// `user.WithdrawalRequested` v1; `auth` is the signed withdrawal the operator sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireWithdrawalRequested {
+    pub nonce: u64,
+    pub asset: String,
+    pub amount: String,
+    pub auth: String,
+}
+
+/// `user.WithdrawalCompleted` v1, and `user.WithdrawalFailed` v1 with its `reason`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireWithdrawalEnded {
+    pub nonce: u64,
+    pub asset: String,
+    pub amount: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +251,10 @@ pub enum WireUserEvent {
     OrderClosed(WireOrderClosed),
     SettlementConfirmed(WireAssetAmount),
     TradeVoided(WireTradeVoided),
+    DepositCredited(WireDepositCredited),
+    WithdrawalRequested(WireWithdrawalRequested),
+    WithdrawalCompleted(WireWithdrawalEnded),
+    WithdrawalFailed(WireWithdrawalEnded),
 }
 
 /// A user event ready to be put in an envelope.
@@ -242,6 +282,10 @@ impl WireUserEvent {
             WireUserEvent::OrderClosed(_) => ORDER_CLOSED,
             WireUserEvent::SettlementConfirmed(_) => SETTLEMENT_CONFIRMED,
             WireUserEvent::TradeVoided(_) => TRADE_VOIDED,
+            WireUserEvent::DepositCredited(_) => DEPOSIT_CREDITED,
+            WireUserEvent::WithdrawalRequested(_) => WITHDRAWAL_REQUESTED,
+            WireUserEvent::WithdrawalCompleted(_) => WITHDRAWAL_COMPLETED,
+            WireUserEvent::WithdrawalFailed(_) => WITHDRAWAL_FAILED,
         }
     }
 
@@ -269,6 +313,9 @@ impl WireUserEvent {
             WireUserEvent::OrderReleased(p) => json(p),
             WireUserEvent::OrderClosed(p) => json(p),
             WireUserEvent::TradeVoided(p) => json(p),
+            WireUserEvent::DepositCredited(p) => json(p),
+            WireUserEvent::WithdrawalRequested(p) => json(p),
+            WireUserEvent::WithdrawalCompleted(p) | WireUserEvent::WithdrawalFailed(p) => json(p),
         }
     }
 
@@ -296,6 +343,10 @@ impl WireUserEvent {
             ORDER_CLOSED => WireUserEvent::OrderClosed(parse(event_type, payload)?),
             SETTLEMENT_CONFIRMED => WireUserEvent::SettlementConfirmed(parse(event_type, payload)?),
             TRADE_VOIDED => WireUserEvent::TradeVoided(parse(event_type, payload)?),
+            DEPOSIT_CREDITED => WireUserEvent::DepositCredited(parse(event_type, payload)?),
+            WITHDRAWAL_REQUESTED => WireUserEvent::WithdrawalRequested(parse(event_type, payload)?),
+            WITHDRAWAL_COMPLETED => WireUserEvent::WithdrawalCompleted(parse(event_type, payload)?),
+            WITHDRAWAL_FAILED => WireUserEvent::WithdrawalFailed(parse(event_type, payload)?),
             other => return Err(PayloadError::UnknownEventType(other.to_owned())),
         })
     }
@@ -444,6 +495,13 @@ fn release_from_wire(kind: &str, code: &str) -> Result<ReleaseReason, UserPayloa
     })
 }
 
+fn deposit_from_wire(field: &'static str, s: &str) -> Result<DepositId, UserPayloadError> {
+    DepositId::parse(s).ok_or_else(|| UserPayloadError::Invalid {
+        field,
+        reason: format!("not a deposit id: {:?}", s.chars().take(80).collect::<String>()),
+    })
+}
+
 impl From<&UserEvent> for WireUserEvent {
     fn from(e: &UserEvent) -> Self {
         let asset_amount = |asset: &AssetId, amount: &crate::domain::Amount| WireAssetAmount {
@@ -457,6 +515,37 @@ impl From<&UserEvent> for WireUserEvent {
             UserEvent::Withdrawn { asset, amount } => WireUserEvent::Withdrawn(asset_amount(asset, amount)),
             UserEvent::SettlementConfirmed { asset, amount } => {
                 WireUserEvent::SettlementConfirmed(asset_amount(asset, amount))
+            }
+            UserEvent::DepositCredited { deposit, asset, amount } => {
+                WireUserEvent::DepositCredited(WireDepositCredited {
+                    deposit: deposit.to_string(),
+                    asset: asset.to_string(),
+                    amount: amount.0.to_string(),
+                })
+            }
+            UserEvent::WithdrawalRequested { nonce, asset, amount, auth } => {
+                WireUserEvent::WithdrawalRequested(WireWithdrawalRequested {
+                    nonce: *nonce,
+                    asset: asset.to_string(),
+                    amount: amount.0.to_string(),
+                    auth: auth.as_str().to_owned(),
+                })
+            }
+            UserEvent::WithdrawalCompleted { nonce, asset, amount } => {
+                WireUserEvent::WithdrawalCompleted(WireWithdrawalEnded {
+                    nonce: *nonce,
+                    asset: asset.to_string(),
+                    amount: amount.0.to_string(),
+                    reason: None,
+                })
+            }
+            UserEvent::WithdrawalFailed { nonce, asset, amount, reason } => {
+                WireUserEvent::WithdrawalFailed(WireWithdrawalEnded {
+                    nonce: *nonce,
+                    asset: asset.to_string(),
+                    amount: amount.0.to_string(),
+                    reason: Some(reason.clone()),
+                })
             }
             UserEvent::OrderPlaced { market, order, client_order_id, nonce, lock, spec, auth } => {
                 WireUserEvent::OrderPlaced(WireOrderPlaced {
@@ -555,6 +644,28 @@ impl TryFrom<WireUserEvent> for UserEvent {
                 asset: asset_from_wire("asset", &a.asset)?,
                 amount: amount("amount", &a.amount)?,
             },
+            WireUserEvent::DepositCredited(d) => UserEvent::DepositCredited {
+                deposit: deposit_from_wire("deposit", &d.deposit)?,
+                asset: asset_from_wire("asset", &d.asset)?,
+                amount: amount("amount", &d.amount)?,
+            },
+            WireUserEvent::WithdrawalRequested(w) => UserEvent::WithdrawalRequested {
+                nonce: w.nonce,
+                asset: asset_from_wire("asset", &w.asset)?,
+                amount: amount("amount", &w.amount)?,
+                auth: WithdrawalAuth::new(w.auth),
+            },
+            WireUserEvent::WithdrawalCompleted(w) => UserEvent::WithdrawalCompleted {
+                nonce: w.nonce,
+                asset: asset_from_wire("asset", &w.asset)?,
+                amount: amount("amount", &w.amount)?,
+            },
+            WireUserEvent::WithdrawalFailed(w) => UserEvent::WithdrawalFailed {
+                nonce: w.nonce,
+                asset: asset_from_wire("asset", &w.asset)?,
+                amount: amount("amount", &w.amount)?,
+                reason: w.reason.unwrap_or_default(),
+            },
             WireUserEvent::OrderPlaced(p) => UserEvent::OrderPlaced {
                 market: market(&p.market)?,
                 order: NewOrder::try_from(&p.order)?,
@@ -637,6 +748,23 @@ struct WireUserSnapshot {
     nonces: Vec<u64>,
     closed_client_ids: Vec<WireClientId>,
     markets: Vec<WireHeldMarket>,
+    /// Absent in snapshots written before deposits and withdrawals went on-chain.
+    #[serde(default)]
+    transfers: WireTransfers,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct WireTransfers {
+    credited: Vec<String>,
+    used_nonces: Vec<u64>,
+    pending: Vec<WirePendingWithdrawal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct WirePendingWithdrawal {
+    nonce: u64,
+    asset: String,
+    amount: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -740,6 +868,20 @@ pub fn encode_user_snapshot(state: &UserState) -> Vec<u8> {
                 open_orders: m.open_orders as u64,
             })
             .collect(),
+        transfers: WireTransfers {
+            credited: parts.transfers.credited.iter().map(|d| d.to_string()).collect(),
+            used_nonces: parts.transfers.used_nonces.clone(),
+            pending: parts
+                .transfers
+                .pending
+                .iter()
+                .map(|(n, p)| WirePendingWithdrawal {
+                    nonce: *n,
+                    asset: p.asset.to_string(),
+                    amount: p.amount.0.to_string(),
+                })
+                .collect(),
+        },
     };
     // Plain structs of integers, strings and options always serialize.
     serde_json::to_vec(&wire).expect("cannot fail: snapshot wire structs always serialize")
@@ -809,6 +951,18 @@ pub fn decode_user_snapshot(bytes: &[u8]) -> Result<UserState, UserPayloadError>
             .map_err(|e| UserPayloadError::Invalid { field: "markets.open_orders", reason: e.to_string() })?;
         markets.push(HeldMarket { spec: (&m.spec).try_into()?, last_trade: m.last_trade.map(TradeId), open_orders });
     }
+    let mut transfers = TransfersParts::default();
+    for d in &wire.transfers.credited {
+        transfers.credited.push(deposit_from_wire("transfers.credited", d)?);
+    }
+    transfers.used_nonces = wire.transfers.used_nonces;
+    for p in &wire.transfers.pending {
+        let pending = PendingWithdrawal {
+            asset: asset_from_wire("transfers.pending.asset", &p.asset)?,
+            amount: amount("transfers.pending.amount", &p.amount)?,
+        };
+        transfers.pending.push((p.nonce, pending));
+    }
     let parts = UserStateParts {
         user: user_from_wire("user", &wire.user)?,
         balances,
@@ -816,6 +970,7 @@ pub fn decode_user_snapshot(bytes: &[u8]) -> Result<UserState, UserPayloadError>
         nonces: wire.nonces,
         closed_client_ids,
         markets,
+        transfers,
     };
     Ok(UserState::from_parts(parts)?)
 }
@@ -912,6 +1067,19 @@ mod tests {
                 restored_asset: s.quote,
                 restored: Amount(u128::MAX),
             },
+            UserEvent::DepositCredited {
+                deposit: crate::domain::DepositId { tx: [0xab; 32], log_index: 3 },
+                asset: s.quote,
+                amount: Amount(u128::MAX),
+            },
+            UserEvent::WithdrawalRequested {
+                nonce: 7,
+                asset: s.base,
+                amount: Amount(9),
+                auth: crate::domain::WithdrawalAuth::new("{\"signature\":\"0x00\"}"),
+            },
+            UserEvent::WithdrawalCompleted { nonce: 7, asset: s.base, amount: Amount(9) },
+            UserEvent::WithdrawalFailed { nonce: 8, asset: s.base, amount: Amount(9), reason: "reverted".into() },
         ];
         for &r in ExpireReason::ALL {
             events.push(UserEvent::OrderReleased {

@@ -152,6 +152,10 @@ impl View for UserOrdersView {
             UserEvent::OrderClosed { order, .. } => self.close(order.0, OrderRowStatus::Filled, None, at)?,
             UserEvent::Deposited { .. }
             | UserEvent::Withdrawn { .. }
+            | UserEvent::DepositCredited { .. }
+            | UserEvent::WithdrawalRequested { .. }
+            | UserEvent::WithdrawalCompleted { .. }
+            | UserEvent::WithdrawalFailed { .. }
             | UserEvent::CancelRequested { .. }
             | UserEvent::CancelRejected { .. }
             | UserEvent::AmendRequested { .. }

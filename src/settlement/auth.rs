@@ -71,7 +71,7 @@ fn order_from_json(o: &Map<String, Value>) -> Result<Order, AuthError> {
 
 /// A field holding a decimal string (as wallets are given it: JSON numbers lose precision
 /// above 2^53) that fits `T`.
-fn integer<T: std::str::FromStr>(o: &Map<String, Value>, field: &'static str) -> Result<T, AuthError> {
+pub(crate) fn integer<T: std::str::FromStr>(o: &Map<String, Value>, field: &'static str) -> Result<T, AuthError> {
     let text = o.get(field).and_then(Value::as_str).ok_or(AuthError::Field(field))?;
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     let bad = || AuthError::Integer { field, value: text.chars().take(40).collect() };
@@ -81,7 +81,7 @@ fn integer<T: std::str::FromStr>(o: &Map<String, Value>, field: &'static str) ->
     text.parse().map_err(|_| bad())
 }
 
-fn signature_from_hex(text: &str) -> Result<Signature, AuthError> {
+pub(crate) fn signature_from_hex(text: &str) -> Result<Signature, AuthError> {
     let hex = text.strip_prefix("0x").ok_or(AuthError::Signature)?;
     let bytes = alloy::hex::decode(hex).map_err(|_| AuthError::Signature)?;
     if bytes.len() != SIGNATURE_BYTES {

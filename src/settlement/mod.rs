@@ -29,6 +29,7 @@ pub mod state;
 pub mod trades;
 pub mod tx;
 pub mod verdict;
+pub mod withdrawals;
 
 pub use auth::{decode_order_auth, encode_order_auth, AuthError};
 pub use chain::{Chain, ChainError, NonceCounts, Sent, TxReceipt};

@@ -30,6 +30,8 @@ pub enum TxPurpose {
     Batch { batch: u64, chain_index: u64 },
     /// A zero-value self-transfer: consumes its nonce and nothing else.
     Filler,
+    /// Executes `user`'s signed withdrawal `nonce` (`settlement::withdrawals`).
+    Withdrawal { user: crate::domain::UserId, nonce: u64 },
 }
 
 /// One signed transaction for a nonce.
@@ -61,6 +63,12 @@ impl Slot {
     /// Whether any transaction of this slot would settle `batch` if mined.
     pub fn carries(&self, batch: u64) -> bool {
         self.attempts.iter().any(|a| matches!(a.purpose, TxPurpose::Batch { batch: b, .. } if b == batch))
+    }
+
+    /// Whether any transaction of this slot would execute `user`'s withdrawal `nonce` if mined.
+    pub fn carries_withdrawal(&self, user: crate::domain::UserId, nonce: u64) -> bool {
+        let purpose = TxPurpose::Withdrawal { user, nonce };
+        self.attempts.iter().any(|a| a.purpose == purpose)
     }
 
     pub fn attempt(&self, hash: TxHash) -> Option<&Attempt> {

@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::nonce::{Attempt, NonceEvent, Resolution, TxPurpose};
 use super::state::{OperatorEvent, VoidReason};
 use super::trades::{QueuedTrade, TradeKey};
-use crate::domain::{MarketId, OrderAuth, OrderId, Trade, TradeId};
+use super::withdrawals::{queued_from_value, queued_to_value, WithdrawalKey};
+use crate::domain::{MarketId, OrderAuth, OrderId, Trade, TradeId, UserId};
 use crate::events::payload::WireTraded;
 
 pub const TRADE_QUEUED: &str = "operator.TradeQueued";
@@ -22,6 +23,9 @@ pub const ATTEMPT_FAILED: &str = "operator.AttemptFailed";
 pub const SETTLEMENT_CONFIRMED: &str = "operator.SettlementConfirmed";
 pub const TRADE_VOIDED: &str = "operator.TradeVoided";
 pub const SETTLEMENT_FAILED: &str = "operator.SettlementFailed";
+pub const WITHDRAWAL_QUEUED: &str = "operator.WithdrawalQueued";
+pub const WITHDRAWAL_COMPLETED: &str = "operator.WithdrawalCompleted";
+pub const WITHDRAWAL_FAILED: &str = "operator.WithdrawalFailed";
 
 /// Every operator event type; all at schema version 1.
 pub const OPERATOR_EVENT_TYPES: &[&str] = &[
@@ -35,6 +39,9 @@ pub const OPERATOR_EVENT_TYPES: &[&str] = &[
     SETTLEMENT_CONFIRMED,
     TRADE_VOIDED,
     SETTLEMENT_FAILED,
+    WITHDRAWAL_QUEUED,
+    WITHDRAWAL_COMPLETED,
+    WITHDRAWAL_FAILED,
 ];
 
 pub const OPERATOR_SCHEMA_VERSION: u16 = 1;
@@ -75,6 +82,19 @@ struct WireBatchOpened {
 enum WirePurpose {
     Batch { batch: u64, chain_index: u64 },
     Filler,
+    Withdrawal { user: String, nonce: u64 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireWithdrawalEnded {
+    user: String,
+    nonce: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tx_hash: Option<B256>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    block: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,6 +192,7 @@ pub fn encode_operator_event(event: &OperatorEvent) -> EncodedOperatorEvent {
                 purpose: match attempt.purpose {
                     TxPurpose::Batch { batch, chain_index } => WirePurpose::Batch { batch, chain_index },
                     TxPurpose::Filler => WirePurpose::Filler,
+                    TxPurpose::Withdrawal { user, nonce } => WirePurpose::Withdrawal { user: user.to_string(), nonce },
                 },
                 raw: attempt.raw.clone(),
                 signed_at_ms: attempt.signed_at_ms,
@@ -218,6 +239,27 @@ pub fn encode_operator_event(event: &OperatorEvent) -> EncodedOperatorEvent {
         OperatorEvent::SettlementFailed { batch, reason } => {
             (SETTLEMENT_FAILED, json(WireAttemptFailed { batch: *batch, reason: reason.clone() }))
         }
+        OperatorEvent::WithdrawalQueued { withdrawal } => (WITHDRAWAL_QUEUED, queued_to_value(withdrawal)),
+        OperatorEvent::WithdrawalCompleted { key, tx, block } => (
+            WITHDRAWAL_COMPLETED,
+            json(WireWithdrawalEnded {
+                user: key.user.to_string(),
+                nonce: key.nonce,
+                tx_hash: Some(*tx),
+                block: Some(*block),
+                reason: None,
+            }),
+        ),
+        OperatorEvent::WithdrawalFailed { key, reason } => (
+            WITHDRAWAL_FAILED,
+            json(WireWithdrawalEnded {
+                user: key.user.to_string(),
+                nonce: key.nonce,
+                tx_hash: None,
+                block: None,
+                reason: Some(reason.clone()),
+            }),
+        ),
     };
     EncodedOperatorEvent { event_type, schema_version: OPERATOR_SCHEMA_VERSION, payload }
 }
@@ -268,6 +310,9 @@ pub fn decode_operator_event(
                 let purpose = match w.purpose {
                     WirePurpose::Batch { batch, chain_index } => TxPurpose::Batch { batch, chain_index },
                     WirePurpose::Filler => TxPurpose::Filler,
+                    WirePurpose::Withdrawal { user, nonce } => {
+                        TxPurpose::Withdrawal { user: UserId::from_hex(&user).map_err(|e| e.to_string())?, nonce }
+                    }
                 };
                 let attempt = Attempt {
                     hash: w.tx_hash,
@@ -321,6 +366,20 @@ pub fn decode_operator_event(
                 let w: WireAttemptFailed = parse(payload)?;
                 OperatorEvent::SettlementFailed { batch: w.batch, reason: w.reason }
             }
+            WITHDRAWAL_QUEUED => OperatorEvent::WithdrawalQueued { withdrawal: queued_from_value(payload)? },
+            WITHDRAWAL_COMPLETED | WITHDRAWAL_FAILED => {
+                let w: WireWithdrawalEnded = parse(payload)?;
+                let key = WithdrawalKey { user: UserId::from_hex(&w.user).map_err(|e| e.to_string())?, nonce: w.nonce };
+                if known == WITHDRAWAL_FAILED {
+                    OperatorEvent::WithdrawalFailed { key, reason: w.reason.unwrap_or_default() }
+                } else {
+                    OperatorEvent::WithdrawalCompleted {
+                        key,
+                        tx: w.tx_hash.ok_or("tx_hash")?,
+                        block: w.block.ok_or("block")?,
+                    }
+                }
+            }
             other => return Err(format!("no decoder for {other}")),
         })
     })();
@@ -332,6 +391,8 @@ mod tests {
     // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
     use crate::settlement::trades::tests::queued;
+
+    use crate::settlement::withdrawals::QueuedWithdrawal;
 
     fn every_variant() -> Vec<OperatorEvent> {
         let q = queued(4, 1, 2);
@@ -384,6 +445,28 @@ mod tests {
                 order: None,
             },
             OperatorEvent::SettlementFailed { batch: 3, reason: "gave up".into() },
+            OperatorEvent::Nonce(NonceEvent::Signed {
+                nonce: 10,
+                attempt: attempt(TxPurpose::Withdrawal { user: UserId([3; 20]), nonce: u64::MAX }),
+            }),
+            OperatorEvent::WithdrawalQueued {
+                withdrawal: QueuedWithdrawal {
+                    user: UserId([3; 20]),
+                    nonce: 1,
+                    asset: crate::domain::AssetId::new("USDT").unwrap(),
+                    amount: crate::domain::Amount(u128::MAX),
+                    auth: crate::domain::WithdrawalAuth::new("{}"),
+                },
+            },
+            OperatorEvent::WithdrawalCompleted {
+                key: WithdrawalKey { user: UserId([3; 20]), nonce: 1 },
+                tx: B256::repeat_byte(8),
+                block: 5,
+            },
+            OperatorEvent::WithdrawalFailed {
+                key: WithdrawalKey { user: UserId([3; 20]), nonce: 2 },
+                reason: "BadWithdrawalSignature".into(),
+            },
         ]
     }
 

@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use super::nonce::{NonceError, NonceEvent, NonceManager, TxPurpose};
 use super::policy::{BatchPolicy, Candidate};
 use super::trades::{QueuedTrade, TradeKey};
+use super::withdrawals::{QueuedWithdrawal, WithdrawalKey, Withdrawals, WithdrawalsError};
 use crate::chain::batch::OrderKey;
 use crate::domain::{OrderId, Trade};
 
@@ -117,6 +118,12 @@ pub enum OperatorEvent {
     },
     /// The batch is given up (every trade in it was voided first).
     SettlementFailed { batch: u64, reason: String },
+    /// A user's signed withdrawal taken from the settlement queue.
+    WithdrawalQueued { withdrawal: QueuedWithdrawal },
+    /// The vault paid the withdrawal out, deep enough.
+    WithdrawalCompleted { key: WithdrawalKey, tx: super::chain::TxHash, block: u64 },
+    /// The chain refused the withdrawal (its funds go back to the user).
+    WithdrawalFailed { key: WithdrawalKey, reason: String },
 }
 
 /// The batch being settled.
@@ -150,6 +157,8 @@ pub enum StateError {
     EmptyBatch,
     #[error(transparent)]
     Nonce(#[from] NonceError),
+    #[error(transparent)]
+    Withdrawal(#[from] WithdrawalsError),
 }
 
 /// What applying an event released, for the records it implies.
@@ -179,6 +188,7 @@ pub struct OperatorState {
     next_chain_index: u64,
     next_batch: u64,
     stats: OperatorStats,
+    withdrawals: Withdrawals,
 }
 
 impl Default for OperatorState {
@@ -191,6 +201,7 @@ impl Default for OperatorState {
             next_chain_index: 0,
             next_batch: 1,
             stats: OperatorStats::default(),
+            withdrawals: Withdrawals::default(),
         }
     }
 }
@@ -220,6 +231,19 @@ impl OperatorState {
     /// The open batch's trades, in batch order.
     pub fn batch_trades(&self) -> Vec<&QueuedTrade> {
         self.batch.iter().flat_map(|b| b.trades.iter()).filter_map(|k| self.trade(k)).collect()
+    }
+
+    pub fn withdrawals(&self) -> &Withdrawals {
+        &self.withdrawals
+    }
+
+    /// Held withdrawals no transaction could execute (none sent yet, or every nonce that
+    /// carried one ended otherwise): these are sent at a fresh nonce.
+    pub fn unsent_withdrawals(&self) -> Vec<&QueuedWithdrawal> {
+        self.withdrawals
+            .held()
+            .filter(|w| !self.nonces.slots().any(|s| s.carries_withdrawal(w.user, w.nonce)))
+            .collect()
     }
 
     pub fn next_chain_index(&self) -> u64 {
@@ -372,6 +396,13 @@ impl OperatorState {
                 }
                 self.batch = None;
                 self.stats.failed_batches += 1;
+            }
+            OperatorEvent::WithdrawalQueued { withdrawal } => self.withdrawals.queue(withdrawal)?,
+            OperatorEvent::WithdrawalCompleted { key, .. } => {
+                self.withdrawals.end(key, true)?;
+            }
+            OperatorEvent::WithdrawalFailed { key, .. } => {
+                self.withdrawals.end(key, false)?;
             }
         }
         Ok(Applied::Nothing)

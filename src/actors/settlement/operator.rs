@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::actors::consumed::{Consumed, CONSUMED};
 use crate::actors::deps::{replay_stream, settle_append, ActorDeps, ActorError};
+use crate::chain::deposits::{encode_transfer_record, TransferRecord};
 use crate::domain::{Amount, AssetId, MarketCommand, MarketId, MarketSpec, UserId};
 use crate::events::market_command::encode_market_record;
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StreamId};
@@ -31,9 +32,26 @@ use crate::settlement::payload::{decode_operator_event, encode_operator_event};
 use crate::settlement::records::{encode_user_record, UserSettlement};
 use crate::settlement::state::{Applied, OperatorEvent, OperatorState, VoidReason, MAX_UNSETTLED_TRADES};
 use crate::settlement::trades::QueuedTrade;
+use crate::settlement::withdrawals::{QueuedWithdrawal, WithdrawalKey};
+
+/// A settlement-queue record: a trade a market matched, or a user's withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Trade(QueuedTrade),
+    Withdrawal(QueuedWithdrawal),
+}
+
+fn seen_withdrawal(events: &[OperatorEvent], w: &QueuedWithdrawal) -> bool {
+    events.iter().any(|e| matches!(e, OperatorEvent::WithdrawalQueued { withdrawal } if withdrawal.key() == w.key()))
+}
+
+fn to_user_transfer(user: UserId, record: TransferRecord) -> OutboxRecord {
+    OutboxRecord { destination: USER_QUEUE.into(), group: user_group(user), payload: encode_transfer_record(&record) }
+}
 
 mod submit;
 mod track;
+mod withdraw;
 
 /// Counters of one operator, readable while it runs.
 #[derive(Debug, Default)]
@@ -98,6 +116,8 @@ pub(crate) struct Operator<S: EventStore + 'static, C: Chain + 'static> {
     /// Nonces the chain counts as used with none of their transactions' receipts found, and
     /// since when.
     unexplained: BTreeMap<u64, u64>,
+    /// Withdrawals an operator must look at (see `withdraw.rs`); not sent again until restart.
+    withdrawals_on_hold: BTreeSet<WithdrawalKey>,
 }
 
 impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
@@ -147,6 +167,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
             streak: 0,
             rng,
             unexplained: BTreeMap::new(),
+            withdrawals_on_hold: BTreeSet::new(),
         })
     }
 
@@ -272,6 +293,13 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                     records.push(to_market(key.market, MarketCommand::Cancel { order: *order, user }));
                 }
             }
+            (OperatorEvent::WithdrawalCompleted { key, .. }, _) => {
+                records.push(to_user_transfer(key.user, TransferRecord::WithdrawalCompleted { nonce: key.nonce }));
+            }
+            (OperatorEvent::WithdrawalFailed { key, reason }, _) => {
+                let failed = TransferRecord::WithdrawalFailed { nonce: key.nonce, reason: reason.clone() };
+                records.push(to_user_transfer(key.user, failed));
+            }
             _ => {}
         }
         records
@@ -317,16 +345,36 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
 
     /// Takes decoded settlement-queue records (already past the consumed positions) in one
     /// append. Returns false, taking nothing, when the operator holds as many unsettled
-    /// trades as it may: the records stay queued.
-    pub(crate) async fn take(&mut self, items: Vec<(MessageSource, QueuedTrade)>) -> Result<bool, ActorError> {
-        if self.state.unsettled() + items.len() > MAX_UNSETTLED_TRADES {
+    /// trades or withdrawals as it may: the records stay queued.
+    pub(crate) async fn take(&mut self, items: Vec<(MessageSource, Settle)>) -> Result<bool, ActorError> {
+        let held = self.state.unsettled() + self.state.withdrawals().len();
+        if held + items.len() > MAX_UNSETTLED_TRADES {
             return Ok(false);
         }
         let now = self.now_ms();
         let mut events = Vec::new();
         let mut sources = Vec::new();
         let mut seen = BTreeSet::new();
-        for (source, trade) in items {
+        let mut trades = Vec::with_capacity(items.len());
+        for (source, item) in items {
+            match item {
+                Settle::Trade(trade) => trades.push((source, trade)),
+                Settle::Withdrawal(w) => {
+                    if !self.consumed.is_new(&source) {
+                        continue;
+                    }
+                    sources.push(source);
+                    let held = self.state.withdrawals().get(&w.key()).is_some();
+                    if !held && seen_withdrawal(&events, &w) {
+                        continue;
+                    }
+                    if !held {
+                        events.push(OperatorEvent::WithdrawalQueued { withdrawal: w });
+                    }
+                }
+            }
+        }
+        for (source, trade) in trades {
             if !self.consumed.is_new(&source) {
                 continue;
             }
@@ -364,6 +412,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                 self.reconciled = true;
             }
             self.track(now).await?;
+            self.submit_withdrawals(now).await?;
             self.submit(now).await
         }
         .await;

@@ -258,6 +258,10 @@ fn order_of(event: &UserEvent) -> Option<u64> {
         | UserEvent::OrderClosed { order, .. } => Some(order.0),
         UserEvent::Deposited { .. }
         | UserEvent::Withdrawn { .. }
+        | UserEvent::DepositCredited { .. }
+        | UserEvent::WithdrawalRequested { .. }
+        | UserEvent::WithdrawalCompleted { .. }
+        | UserEvent::WithdrawalFailed { .. }
         | UserEvent::CancelRequested { .. }
         | UserEvent::CancelRejected { .. }
         | UserEvent::AmendRequested { .. }

@@ -23,7 +23,8 @@ const SIGNATURE_BYTES: usize = 65;
     responses((
         status = 200,
         description = "The EIP-712 domain and types (`eth_signTypedData_v4` shape, without `primaryType` and \
-                       `message`), and each market's on-chain id and the smallest `maxFeeBps` it accepts",
+                       `message`) of `Order`, `Withdrawal` and `AgentAuthorization`; each market's on-chain \
+                       id and the smallest `maxFeeBps` it accepts; the token each asset's `Withdrawal` names",
         body = Object,
     )),
 )]
@@ -42,8 +43,15 @@ pub async fn eip712(state: web::Data<AppState>) -> web::Json<Value> {
             })
         })
         .collect();
+    // The token each asset's `Withdrawal` names (empty until the chain is set up).
+    let tokens: Vec<Value> = state
+        .withdrawal_tokens()
+        .into_iter()
+        .map(|(asset, token)| json!({ "asset": asset.to_string(), "token": token.to_checksum(None) }))
+        .collect();
     if let Value::Object(fields) = &mut schema {
         fields.insert("markets".into(), Value::Array(markets));
+        fields.insert("withdrawal_tokens".into(), Value::Array(tokens));
     }
     web::Json(schema)
 }

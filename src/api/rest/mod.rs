@@ -10,6 +10,7 @@ pub mod operator;
 pub mod orders;
 pub mod public;
 pub mod system;
+pub mod withdrawals;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
@@ -58,7 +59,9 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
         .service(orders::batch)
         .service(orders::cancel_all)
         .service(orders::cancel)
-        .service(orders::amend);
+        .service(orders::amend)
+        .service(withdrawals::request)
+        .service(withdrawals::history);
     if mounts.dev_faucet {
         api = api.service(orders::faucet);
     }

@@ -19,6 +19,7 @@ use crate::settlement::state::OperatorEvent;
 use crate::settlement::trades::QueuedTrade;
 use crate::settlement::tx::{self, TxPlan};
 use crate::settlement::verdict::{verdict, Verdict, Void};
+use crate::settlement::withdrawals::WithdrawalKey;
 
 impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
     /// Once after start: move past nonces the chain saw, send again what it has not mined,
@@ -135,6 +136,18 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         let purpose = slot.attempt(receipt.hash).map(|a| a.purpose);
         let open = self.state.batch().map(|b| (b.id, b.trades.clone()));
         let mut diagnose = None;
+        if let Some(TxPurpose::Withdrawal { user, nonce }) = purpose {
+            let key = WithdrawalKey { user, nonce };
+            if self.state.withdrawals().get(&key).is_some() {
+                events.push(if receipt.success {
+                    OperatorEvent::WithdrawalCompleted { key, tx: receipt.hash, block: receipt.block }
+                } else {
+                    // Checked with the node before it was sent: the state changed since (the
+                    // vault balance, the nonce, the expiry). The user gets the funds back.
+                    OperatorEvent::WithdrawalFailed { key, reason: "reverted on-chain".into() }
+                });
+            }
+        }
         if let (Some(TxPurpose::Batch { batch, chain_index }), Some((open_id, trades))) = (purpose, open) {
             if batch == open_id && receipt.success {
                 events.push(OperatorEvent::SettlementConfirmed {
@@ -258,7 +271,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
     fn plan_like(&self, attempt: &Attempt, nonce: u64) -> TxPlan {
         match attempt.purpose {
             TxPurpose::Filler => tx::self_transfer(self.address, nonce, 0),
-            TxPurpose::Batch { .. } => {
+            TxPurpose::Batch { .. } | TxPurpose::Withdrawal { .. } => {
                 // The calldata is the signed transaction's own: decode it from the stored bytes.
                 let data = decoded_input(&attempt.raw).unwrap_or_default();
                 TxPlan { nonce, gas_price: 0, gas_limit: attempt.gas_limit, to: self.config.exchange, data }
