@@ -8,6 +8,7 @@
 //! version conflict means another writer owns the stream: the actor stops and the registry
 //! rebuilds it from the stream on the next message.
 
+pub mod admin_operator;
 pub mod consumed;
 pub mod deps;
 pub mod market;

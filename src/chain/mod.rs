@@ -8,9 +8,15 @@
 //! - `batch`: the packed calldata of `settleBatch`.
 //! - `contract`: `sol!` bindings over `contracts/out/*.json` and revert classification.
 //! - `tools`: the anvil binary `make tools` installs.
+//! - `config`: the `[chain]` section; `link`: the connection `hob serve` resolves from it
+//!   (`devnet`: a local anvil with the contract deployed); `admin`: the exchange's admin calls.
 
 pub mod batch;
 pub mod contract;
 pub mod eip712;
 pub mod order;
 pub mod tools;
+pub mod admin;
+pub mod config;
+pub mod devnet;
+pub mod link;
