@@ -104,7 +104,8 @@ impl<S: EventStore + 'static> Handler<Execute> for AdminOperatorActor<S> {
     type Result = AtomicResponse<Self, Result<AdminOutcome, AdminError>>;
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
-        let (admin, deps, stream, expected) = (self.admin.clone(), self.deps.clone(), self.stream.clone(), self.version);
+        let (admin, deps, stream, expected) =
+            (self.admin.clone(), self.deps.clone(), self.stream.clone(), self.version);
         let work = async move {
             let outcome = perform(&admin, &msg.command).await?;
             let correlation = Uuid::now_v7();

@@ -163,7 +163,8 @@ impl ChainConfig {
     /// The token of `symbol` from `[chain.tokens]` (`rpc` mode).
     pub fn token(&self, symbol: &str) -> Result<Address, ChainOptionError> {
         let option = format!("chain.tokens.{symbol}");
-        let text = self.tokens.get(symbol).ok_or_else(|| bad(&option, "missing: every traded asset needs its token"))?;
+        let text =
+            self.tokens.get(symbol).ok_or_else(|| bad(&option, "missing: every traded asset needs its token"))?;
         parse_address(&option, text)
     }
 }
@@ -177,7 +178,8 @@ fn http_url(option: &str, text: &str) -> Result<(), ChainOptionError> {
 }
 
 fn parse_address(option: &str, text: &str) -> Result<Address, ChainOptionError> {
-    let address: Address = text.trim().parse().map_err(|_| bad(option, format!("{text:?} is not 0x + 40 hex digits")))?;
+    let address: Address =
+        text.trim().parse().map_err(|_| bad(option, format!("{text:?} is not 0x + 40 hex digits")))?;
     if address == Address::ZERO {
         return Err(bad(option, "must not be the zero address"));
     }
@@ -225,7 +227,12 @@ mod tests {
         let mut tokens = BTreeMap::new();
         tokens.insert("BTC".to_owned(), format!("{}", Address::repeat_byte(0x22)));
         tokens.insert("USDT".to_owned(), format!("{}", Address::repeat_byte(0x33)));
-        ChainConfig { mode: ChainMode::Rpc, rpc_url: "http://127.0.0.1:8545".to_owned(), tokens, ..ChainConfig::default() }
+        ChainConfig {
+            mode: ChainMode::Rpc,
+            rpc_url: "http://127.0.0.1:8545".to_owned(),
+            tokens,
+            ..ChainConfig::default()
+        }
     }
 
     #[test]

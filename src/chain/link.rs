@@ -63,7 +63,8 @@ pub struct ChainLink {
     pub admin: ContractAdmin,
     reader: DynProvider,
     faucet: Option<Faucet>,
-    devnet: Option<Devnet>,
+    /// Taken (and so killed) by `stop_devnet`.
+    devnet: std::sync::Mutex<Option<Devnet>>,
 }
 
 impl std::fmt::Debug for ChainLink {
@@ -144,7 +145,7 @@ impl ChainLink {
             reader: reader(&url)?,
             faucet: Some(Faucet { provider: wallet_provider(&url, faucet)?, lock: tokio::sync::Mutex::new(()) }),
             rpc_url: url,
-            devnet: Some(devnet),
+            devnet: std::sync::Mutex::new(Some(devnet)),
         })
     }
 
@@ -155,7 +156,8 @@ impl ChainLink {
         exchange: Address,
     ) -> Result<ChainLink, ChainSetupError> {
         let url = config.rpc_url.clone();
-        let node_err = |e: alloy::transports::TransportError| ChainSetupError::Node { url: url.clone(), message: e.to_string() };
+        let node_err =
+            |e: alloy::transports::TransportError| ChainSetupError::Node { url: url.clone(), message: e.to_string() };
         let reader = reader(&url)?;
         let actual = reader.get_chain_id().await.map_err(node_err)?;
         if actual != chain_id {
@@ -180,7 +182,7 @@ impl ChainLink {
             reader,
             faucet: None,
             rpc_url: url,
-            devnet: None,
+            devnet: std::sync::Mutex::new(None),
         })
     }
 
@@ -205,7 +207,17 @@ impl ChainLink {
 
     /// The pid of the anvil hob spawned (anvil mode).
     pub fn anvil_pid(&self) -> Option<u32> {
-        self.devnet.as_ref().map(Devnet::pid)
+        self.devnet().as_ref().map(Devnet::pid)
+    }
+
+    /// Kills the anvil hob spawned, if any (also done when the link is dropped).
+    pub fn stop_devnet(&self) {
+        drop(self.devnet().take());
+    }
+
+    fn devnet(&self) -> std::sync::MutexGuard<'_, Option<Devnet>> {
+        // Only ever a take or a read of the option: a panic cannot leave it half-written.
+        self.devnet.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether the node answers: its latest block number.

@@ -11,12 +11,12 @@
 //! - `config`: the `[chain]` section; `link`: the connection `hob serve` resolves from it
 //!   (`devnet`: a local anvil with the contract deployed); `admin`: the exchange's admin calls.
 
+pub mod admin;
 pub mod batch;
+pub mod config;
 pub mod contract;
+pub mod devnet;
 pub mod eip712;
+pub mod link;
 pub mod order;
 pub mod tools;
-pub mod admin;
-pub mod config;
-pub mod devnet;
-pub mod link;

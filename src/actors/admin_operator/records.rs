@@ -68,7 +68,8 @@ pub fn requested_grid(
     base_lot: &str,
     quote_tick: &str,
 ) -> Result<OnChainMarket, RecordError> {
-    let number = |name: &str, text: &str| text.parse::<u128>().map_err(|e| RecordError(format!("{name} {text:?}: {e}")));
+    let number =
+        |name: &str, text: &str| text.parse::<u128>().map_err(|e| RecordError(format!("{name} {text:?}: {e}")));
     Ok(OnChainMarket {
         base: base_token,
         quote: quote_token,
@@ -88,7 +89,12 @@ pub struct GridRecord {
 
 impl From<OnChainMarket> for GridRecord {
     fn from(m: OnChainMarket) -> GridRecord {
-        GridRecord { base: m.base, quote: m.quote, base_lot: m.base_lot.to_string(), quote_tick: m.quote_tick.to_string() }
+        GridRecord {
+            base: m.base,
+            quote: m.quote,
+            base_lot: m.base_lot.to_string(),
+            quote_tick: m.quote_tick.to_string(),
+        }
     }
 }
 
@@ -96,17 +102,36 @@ impl From<OnChainMarket> for GridRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AdminOutcome {
-    MarketRegistered { market: String, chain_market_id: u32, tx: B256 },
+    MarketRegistered {
+        market: String,
+        chain_market_id: u32,
+        tx: B256,
+    },
     /// Already on-chain with exactly the requested parameters: nothing sent.
-    MarketAlreadyRegistered { market: String, chain_market_id: u32 },
+    MarketAlreadyRegistered {
+        market: String,
+        chain_market_id: u32,
+    },
     /// On-chain under that id with other parameters: nothing sent, an alert raised. A
     /// registered market never changes (signed orders refer to it by id).
-    MarketConflict { market: String, chain_market_id: u32, requested: GridRecord, on_chain: GridRecord },
+    MarketConflict {
+        market: String,
+        chain_market_id: u32,
+        requested: GridRecord,
+        on_chain: GridRecord,
+    },
     /// `tx` is absent when the contract already was in that state.
-    Paused { tx: Option<B256> },
-    Unpaused { tx: Option<B256> },
+    Paused {
+        tx: Option<B256>,
+    },
+    Unpaused {
+        tx: Option<B256>,
+    },
     /// The contract reverted the command (e.g. the admin key is not the contract's admin).
-    Refused { command: String, reason: String },
+    Refused {
+        command: String,
+        reason: String,
+    },
 }
 
 impl AdminOutcome {
@@ -162,8 +187,18 @@ mod tests {
         let conflict = AdminOutcome::MarketConflict {
             market: "BTC-USDT".to_owned(),
             chain_market_id: 1,
-            requested: GridRecord { base: Address::ZERO, quote: Address::ZERO, base_lot: "1".into(), quote_tick: "1".into() },
-            on_chain: GridRecord { base: Address::ZERO, quote: Address::ZERO, base_lot: "2".into(), quote_tick: "1".into() },
+            requested: GridRecord {
+                base: Address::ZERO,
+                quote: Address::ZERO,
+                base_lot: "1".into(),
+                quote_tick: "1".into(),
+            },
+            on_chain: GridRecord {
+                base: Address::ZERO,
+                quote: Address::ZERO,
+                base_lot: "2".into(),
+                quote_tick: "1".into(),
+            },
         };
         assert_eq!(conflict.event_type(), "admin.MarketConflict");
         assert!(!conflict.succeeded());

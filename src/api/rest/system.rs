@@ -22,7 +22,7 @@ pub async fn healthz() -> web::Json<Health> {
 #[utoipa::path(
     tag = "system",
     responses(
-        (status = 200, description = "The stores and the queues answer", body = Health),
+        (status = 200, description = "The stores and the queues answer; with a chain, the node answers and holds every market", body = Health),
         (status = 503, description = "Something does not answer", body = Health),
     ),
 )]
@@ -34,11 +34,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         detail: result.err(),
     };
     let admin = StreamId::admin();
-    let checks = vec![
+    let mut checks = vec![
         check("event_store", state.engine.store().stream_version(&admin).await.map(drop).map_err(|e| e.to_string())),
         check("view_store", state.views.checkpoint("depth", &admin).await.map(drop).map_err(|e| e.to_string())),
         check("queue", state.engine.queue().dead_letters(MARKET_QUEUE).await.map(drop).map_err(|e| e.to_string())),
     ];
+    if let Some(chain) = &state.chain {
+        // Ready to settle: the node answers and holds every configured market.
+        checks.push(check("chain", chain.link.probe().await.map(drop)));
+        let markets = chain.unregistered().await.and_then(|missing| match missing.is_empty() {
+            true => Ok(()),
+            false => Err(format!("not registered on-chain yet: {}", missing.join(", "))),
+        });
+        checks.push(check("chain_markets", markets));
+    }
     let ok = checks.iter().all(|c| c.ok);
     let body = Health { status: if ok { "ok" } else { "unavailable" }.to_owned(), checks };
     if ok {
