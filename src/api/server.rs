@@ -25,9 +25,10 @@ use crate::api::rest::system::ApiDocument;
 use crate::api::rest::{self, Mounts};
 use crate::api::state::{AppEngine, AppState, StateParts};
 use crate::chain::link::{ChainLink, ChainSetupError};
-use crate::config::{Config, ConfigError, MarketDef, StoreLocation};
+use crate::config::{ChainMode, Config, ConfigError, MarketDef, StoreLocation};
 use crate::domain::AssetId;
 use crate::engine::{Engine, EngineConfig};
+use crate::events::EventStore;
 use crate::events::{StoreError, SystemClock};
 use crate::projections::ViewStoreError;
 use crate::queue::{operator_group, DestinationConfig, InProcessQueue};
@@ -63,6 +64,11 @@ pub enum ServerError {
     Settlement(#[from] SettlementError),
     #[error("the admin operator: {0}")]
     Admin(String),
+    #[error(
+        "chain.mode = \"anvil\" starts an empty chain, but the event store {0} holds an earlier run's events; \
+         start from a fresh store (remove it and the view store) or settle on a persistent chain (mode = \"rpc\")"
+    )]
+    StaleStore(PathBuf),
 }
 
 /// A started server.
@@ -79,14 +85,6 @@ impl RunningServer {
     /// port 0; `local_addr` tells the port taken.
     pub async fn start(mut config: Config) -> Result<RunningServer, ServerError> {
         let defs = config.validate()?;
-        // The chain first: anvil mode fixes the domain users sign under (chain id, exchange)
-        // and the settlement operator, which the engine and the API are built with.
-        let link = connect_chain(&config, &defs).await?;
-        if let Some(link) = &link {
-            config.auth.chain_id = link.chain_id;
-            config.auth.exchange_address = link.exchange.to_string();
-            config.engine.settlement_operator = link.operator.address().to_string();
-        }
         let StoreLocation::Sqlite(events_path) = config.events_location()?;
         let StoreLocation::Sqlite(views_path) = config.views_location()?;
         create_parent(&events_path)?;
@@ -95,10 +93,29 @@ impl RunningServer {
             SqliteEventStore::open(&events_path)
                 .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?,
         );
+        if config.chain.mode == ChainMode::Anvil {
+            // Balances and settlement nonces in the store would not match a chain that starts
+            // empty: refuse, rather than settle against the wrong state.
+            let streams = store
+                .list_streams()
+                .await
+                .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?;
+            if !streams.is_empty() {
+                return Err(ServerError::StaleStore(events_path));
+            }
+        }
         let views = Arc::new(
             SqliteViewStore::open(&views_path)
                 .map_err(|source| ServerError::ViewStore { path: views_path.clone(), source })?,
         );
+        // The chain before the engine: anvil mode fixes the domain users sign under (chain id, exchange)
+        // and the settlement operator, which the engine and the API are built with.
+        let link = connect_chain(&config, &defs).await?;
+        if let Some(link) = &link {
+            config.auth.chain_id = link.chain_id;
+            config.auth.exchange_address = link.exchange.to_string();
+            config.engine.settlement_operator = link.operator.address().to_string();
+        }
         let clock = Arc::new(SystemClock);
         let queue_config = DestinationConfig { capacity: config.store.queue_capacity, ..DestinationConfig::default() };
         let queue = Arc::new(InProcessQueue::new(clock.clone(), queue_config));
