@@ -158,7 +158,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 say!("  exchange   {}   (http://{addr}/api/v1/chain)", link.exchange.to_checksum(None));
                 for (asset, token) in &link.tokens {
-                    say!("  token      {asset:<6} {}", token.to_checksum(None));
+                    say!("  token      {:<6} {}", asset.to_string(), token.to_checksum(None));
                 }
                 say!("  settlement operator {}   admin {}", link.operator.address(), link.admin.admin());
                 if config.operator.token.is_some() {
