@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn a_record_that_does_not_read_is_a_typed_error() {
         assert!(decode_command(&json!({"command": "selfdestruct"})).is_err());
-        assert!(decode_command(&json!({"command": "pause", "extra": 1})).is_err());
+        assert!(decode_command(&json!({"command": "register_market", "market": "BTC-USDT"})).is_err());
         assert!(requested_grid(Address::ZERO, Address::ZERO, "-1", "1").is_err());
     }
 
