@@ -39,10 +39,22 @@ const SATS_PER_LOT: u128 = 10_000;
 struct Hob {
     child: Child,
     base: String,
-    anvil_pid: u32,
+    /// The anvil hob spawned (anvil mode).
+    anvil_pid: Option<u32>,
     _dir: tempfile::TempDir,
     /// Held, never waited on: it must outlive this process.
     _watchdog: Child,
+}
+
+/// A test's own hob stops (SIGTERM, so cleanly) when the test ends; the shared one lives in
+/// a static and is stopped by its watchdog.
+impl Drop for Hob {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -54,10 +66,19 @@ fn free_port() -> u16 {
 /// and reads its banner up to the last line.
 fn spawn_hob() -> Hob {
     let dir = tempfile::tempdir().unwrap();
+    let hob = launch(dir, &["--dev-faucet", "--chain", "anvil"], &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(hob.anvil_pid.is_some(), "hob names the anvil it spawned");
+    hob
+}
+
+/// Starts `hob serve` with `args` and `env` on a fresh data directory in `dir` and a free
+/// port, and reads its banner; `Err` with hob's output if it exits first.
+fn launch(dir: tempfile::TempDir, args: &[&str], env: &[(&str, String)]) -> Result<Hob, String> {
     let port = free_port();
     let stderr = std::fs::File::create(dir.path().join("hob.stderr")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hob"))
-        .args(["serve", "--dev-faucet", "--chain", "anvil", "--workers", "1"])
+        .args(["serve", "--workers", "1"])
+        .args(args)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--store")
         .arg(format!("sqlite:{}", dir.path().join("data/hob.db").display()))
@@ -65,6 +86,7 @@ fn spawn_hob() -> Hob {
         .arg(format!("sqlite:{}", dir.path().join("data/views.db").display()))
         .env("HOB_OPERATOR_TOKEN", TOKEN)
         .env("HOB_CHAIN_BATCH_WINDOW_MS", "100")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -74,23 +96,29 @@ fn spawn_hob() -> Hob {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
     let mut anvil_pid = None;
+    let mut complete = false;
     while let Some(Ok(line)) = lines.next() {
         if let Some(rest) = line.split("(anvil, pid ").nth(1) {
             anvil_pid = rest.split(',').next().and_then(|pid| pid.parse().ok());
         }
-        let last = line.contains("DEVELOPMENT faucet");
+        // The banner's last chain line.
+        complete = line.contains("/operator/chain");
         banner.push(line);
-        if last {
+        if complete {
             break;
         }
     }
     // The rest of stdout is drained so hob never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    let Some(anvil_pid) = anvil_pid else {
+    if !complete {
+        let status = child.wait().unwrap();
+        // hob is gone; a thread waits for its watchdog, so it is reaped whenever it ends.
+        let mut watchdog = watchdog;
+        std::thread::spawn(move || watchdog.wait());
         let stderr = std::fs::read_to_string(dir.path().join("hob.stderr")).unwrap_or_default();
-        panic!("hob did not print its banner with anvil's pid:\n{}\nstderr:\n{stderr}", banner.join("\n"));
-    };
-    Hob { child, base: format!("http://127.0.0.1:{port}"), anvil_pid, _dir: dir, _watchdog: watchdog }
+        return Err(format!("hob exited ({status}) before its banner:\n{}\nstderr:\n{stderr}", banner.join("\n")));
+    }
+    Ok(Hob { child, base: format!("http://127.0.0.1:{port}"), anvil_pid, _dir: dir, _watchdog: watchdog })
 }
 
 /// Statics are never dropped: a watchdog shell stops hob (SIGTERM, so it stops its anvil)
@@ -337,19 +365,113 @@ async fn given_an_operator_when_it_pauses_and_unpauses_then_the_admin_operator_c
     assert!(paused[0]["tx"].is_string() && paused[1]["tx"].is_null(), "the second pause sent nothing: {outcomes:?}");
 
     // SIGTERM: hob stops cleanly and takes its anvil with it.
-    assert!(alive(hob.anvil_pid));
+    let anvil_pid = hob.anvil_pid.unwrap();
+    assert!(alive(anvil_pid));
     Command::new("kill").args(["-TERM", &hob.child.id().to_string()]).status().unwrap();
     let exit = hob.child.wait().unwrap();
     assert!(exit.success(), "a clean stop: {exit:?}");
-    wait_until("anvil exits", || async { !alive(hob.anvil_pid) }).await;
+    wait_until("anvil exits", || async { !alive(anvil_pid) }).await;
 }
 
 #[actix_rt::test]
 async fn given_hob_is_killed_outright_then_its_watchdog_stops_anvil() {
     let mut hob = spawn_hob();
     ready(&hob).await;
-    assert!(alive(hob.anvil_pid));
+    let anvil_pid = hob.anvil_pid.unwrap();
+    assert!(alive(anvil_pid));
     hob.child.kill().unwrap();
     hob.child.wait().unwrap();
-    wait_until("anvil exits after hob's SIGKILL", || async { !alive(hob.anvil_pid) }).await;
+    wait_until("anvil exits after hob's SIGKILL", || async { !alive(anvil_pid) }).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpc mode: a node hob did not start, a contract it did not deploy
+// ---------------------------------------------------------------------------------------------
+
+/// A node with the exchange and the demo's tokens deployed by dev account 0 (the admin),
+/// account 1 made settlement operator, and hob's configuration file for it.
+struct ExistingChain {
+    devnet: hob::chain::devnet::Devnet,
+    exchange: Address,
+    admin: PrivateKeySigner,
+    operator: PrivateKeySigner,
+}
+
+async fn existing_chain() -> ExistingChain {
+    let devnet = hob::chain::devnet::Devnet::spawn(Duration::ZERO, 0).unwrap();
+    let (admin, operator) = (devnet.account(0).unwrap(), devnet.account(1).unwrap());
+    let url = devnet.endpoint().parse().unwrap();
+    let deployer = ProviderBuilder::new().wallet(EthereumWallet::from(admin.clone())).connect_http(url).erased();
+    let exchange = HobExchange::deploy(deployer, devnet.account(3).unwrap().address(), 86_400).await.unwrap();
+    let receipt = exchange.setOperator(operator.address(), true).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+    ExistingChain { exchange: *exchange.address(), devnet, admin, operator }
+}
+
+impl ExistingChain {
+    /// Deploys a token per demo asset; the `[chain]` and `[auth]` sections naming them.
+    async fn config(&self, chain_id: u64) -> String {
+        let url = self.devnet.endpoint().parse().unwrap();
+        let deployer =
+            ProviderBuilder::new().wallet(EthereumWallet::from(self.admin.clone())).connect_http(url).erased();
+        let mut tokens = String::new();
+        for (symbol, decimals) in [("BTC", 8u8), ("ETH", 18), ("USDT", 6)] {
+            let token = TestToken::deploy(deployer.clone(), symbol.into(), symbol.into(), decimals).await.unwrap();
+            tokens.push_str(&format!("{symbol} = \"{}\"\n", token.address()));
+        }
+        format!(
+            "[auth]\nchain_id = {chain_id}\nexchange_address = \"{}\"\n\n[chain]\nmode = \"rpc\"\nrpc_url = \"{}\"\n\n[chain.tokens]\n{tokens}",
+            self.exchange,
+            self.devnet.endpoint()
+        )
+    }
+
+    /// The keys as hob reads them: the operator's from a file, the admin's from a variable.
+    fn key_env(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+        let file = dir.join("operator.key");
+        std::fs::write(&file, format!("0x{}\n", alloy::hex::encode(self.operator.to_bytes()))).unwrap();
+        vec![
+            ("HOB_OPERATOR_KEY_FILE", file.display().to_string()),
+            ("HOB_ADMIN_KEY", format!("0x{}", alloy::hex::encode(self.admin.to_bytes()))),
+        ]
+    }
+}
+
+fn with_config(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("hob.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[actix_rt::test]
+async fn given_an_existing_node_and_contract_when_hob_serves_in_rpc_mode_then_it_registers_the_markets_and_is_ready() {
+    let chain = existing_chain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_config(&dir, &chain.config(chain.devnet.chain_id()).await);
+    let env = chain.key_env(dir.path());
+    let hob = launch(dir, &["--config", &config], &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(hob.anvil_pid, None, "rpc mode starts no node");
+    let info = ready(&hob).await;
+    assert_eq!(info["mode"], "rpc");
+    assert_eq!(address_of(&info, "exchange"), chain.exchange);
+    assert_eq!(address_of(&info, "operator"), chain.operator.address());
+    let exchange = HobExchange::new(chain.exchange, node(&info, None));
+    assert_eq!(exchange.markets(BTC_USDT).call().await.unwrap().base, token(&info, "BTC"));
+    assert_eq!(exchange.markets(ETH_USDT).call().await.unwrap().base, token(&info, "ETH"));
+}
+
+#[actix_rt::test]
+async fn given_rpc_mode_when_the_chain_id_or_the_keys_are_wrong_then_hob_refuses_to_start_saying_why() {
+    let chain = existing_chain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_config(&dir, &chain.config(56).await);
+    let env = chain.key_env(dir.path());
+    let err = launch(dir, &["--config", &config], &env).err().expect("a wrong chain id is refused");
+    assert!(err.contains("is chain 31337, but auth.chain_id says 56"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_config(&dir, &chain.config(chain.devnet.chain_id()).await);
+    let err = launch(dir, &["--config", &config], &[]).err().expect("no keys is refused");
+    assert!(err.contains("HOB_OPERATOR_KEY"), "{err}");
+    assert!(!err.contains(&alloy::hex::encode(chain.admin.to_bytes())), "no key is ever printed");
 }
