@@ -170,3 +170,21 @@ async fn given_a_key_that_is_not_the_contracts_admin_when_it_pauses_then_the_ref
     assert_eq!(v.handle.alerts.load(Ordering::Relaxed), 1);
     assert!(!v.exchange.paused().call().await.unwrap());
 }
+
+#[actix_rt::test]
+async fn given_a_registration_the_contract_refuses_when_the_next_command_comes_then_it_is_carried_out() {
+    let v = venue("refused", "admin").await;
+    let bad_grid = OnChainMarket { quote: v.grid.base, ..v.grid };
+    let outcome = v.carry_out(register(9, bad_grid)).await;
+    match &outcome {
+        AdminOutcome::Refused { command, reason } => {
+            assert_eq!(command, "register_market");
+            assert!(reason.contains("BadMarketGrid"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(v.on_chain(9).await.0, Address::ZERO);
+    // A refusal found before sending holds nothing up: the next command goes through.
+    let outcome = v.carry_out(register(9, v.grid)).await;
+    assert!(matches!(outcome, AdminOutcome::MarketRegistered { chain_market_id: 9, .. }), "{outcome:?}");
+}

@@ -2,12 +2,33 @@
 //! and set the pause. Only the `AdminOperatorActor` sends them at run time, so one wallet's
 //! nonces are never raced by two senders.
 
+use std::time::Duration;
+
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 
 use super::contract::{decode_revert, HobExchange};
+
+/// How long an admin transaction may take to be mined before the command counts as failed
+/// (and is retried: the retry reads the chain first, so a late success is not repeated).
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A provider that signs with `key` and asks the node for the (pending) nonce every time
+/// instead of caching it: a transaction that timed out, was dropped or was sent by another
+/// process with the same key never leaves a cached nonce ahead of the chain, stalling every
+/// later transaction. Admin and faucet transactions are rare; the extra request is nothing.
+pub fn signing_provider(url: alloy::transports::http::reqwest::Url, key: PrivateKeySigner) -> DynProvider {
+    ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key))
+        .connect_http(url)
+        .erased()
+}
 
 /// A market as the contract holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +70,7 @@ impl ContractAdmin {
     pub fn connect(url: &str, admin: PrivateKeySigner, exchange: Address) -> Result<ContractAdmin, AdminChainError> {
         let url = url.parse().map_err(|e| AdminChainError::Unavailable(format!("node url {url:?}: {e}")))?;
         let address = admin.address();
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(admin)).connect_http(url).erased();
-        Ok(ContractAdmin { provider, exchange, admin: address })
+        Ok(ContractAdmin { provider: signing_provider(url, admin), exchange, admin: address })
     }
 
     pub fn admin(&self) -> Address {
@@ -96,7 +116,11 @@ impl ContractAdmin {
         &self,
         pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
     ) -> Result<B256, AdminChainError> {
-        let receipt = pending.get_receipt().await.map_err(|e| AdminChainError::Unavailable(e.to_string()))?;
+        let receipt = pending
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await
+            .map_err(|e| AdminChainError::Unavailable(e.to_string()))?;
         if !receipt.status() {
             return Err(AdminChainError::Reverted(receipt.transaction_hash));
         }

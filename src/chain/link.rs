@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -21,6 +20,8 @@ use crate::settlement::{OperatorKey, RpcChain, SettlementConfig};
 
 /// How long after the last settled batch users may exit without the operator (anvil mode).
 const DEV_ESCAPE_PERIOD_S: u64 = 7 * 86_400;
+/// How long a set-up or faucet transaction may take to be mined.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Gas money the faucet tops a wallet up to on anvil, so it can approve and deposit.
 const DEV_GAS_WEI: u128 = 10_000_000_000_000_000_000;
 
@@ -125,6 +126,7 @@ impl ChainLink {
             .send()
             .await
             .map_err(|e| deploy_err("the operator role", e))?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await
             .map_err(|e| ChainSetupError::Deploy { what: "the operator role".to_owned(), message: e.to_string() })?;
@@ -244,6 +246,7 @@ impl ChainLink {
             .send()
             .await
             .map_err(|e| e.to_string())?
+            .with_timeout(Some(RECEIPT_TIMEOUT))
             .get_receipt()
             .await
             .map_err(|e| e.to_string())?;
@@ -261,5 +264,5 @@ fn reader(url: &str) -> Result<DynProvider, ChainSetupError> {
 
 fn wallet_provider(url: &str, key: PrivateKeySigner) -> Result<DynProvider, ChainSetupError> {
     let parsed = url.parse().map_err(|e| ChainSetupError::Node { url: url.to_owned(), message: format!("{e}") })?;
-    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(parsed).erased())
+    Ok(super::admin::signing_provider(parsed, key))
 }
