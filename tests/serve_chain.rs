@@ -475,3 +475,26 @@ async fn given_rpc_mode_when_the_chain_id_or_the_keys_are_wrong_then_hob_refuses
     assert!(err.contains("HOB_OPERATOR_KEY"), "{err}");
     assert!(!err.contains(&alloy::hex::encode(chain.admin.to_bytes())), "no key is ever printed");
 }
+
+#[actix_rt::test]
+async fn given_a_store_from_an_earlier_run_when_anvil_mode_starts_then_it_refuses_before_spawning_anvil() {
+    use hob::events::{AppendRequest, EventStore, NewEvent, StreamId, SystemClock};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let store = hob::store::sqlite::SqliteEventStore::open(dir.path().join("data/hob.db")).unwrap();
+    let id = uuid::Uuid::now_v7();
+    let event = NewEvent::new(&SystemClock, id, id, "admin.CommandIssued", 1, json!({"command": "pause"}));
+    let request = AppendRequest {
+        stream: StreamId::admin(),
+        expected_version: 0,
+        events: vec![event],
+        outbox: Vec::new(),
+        idempotency_key: None,
+    };
+    store.append(request).await.unwrap();
+    drop(store);
+
+    let err = launch(dir, &["--chain", "anvil"], &[]).err().expect("a stale store is refused");
+    assert!(err.contains("holds an earlier run's events"), "{err}");
+    assert!(!err.contains("(anvil, pid"), "refused before any anvil was spawned: {err}");
+}
