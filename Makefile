@@ -1,23 +1,36 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: run test lint bench build tools
+.PHONY: run smoke-run test lint bench build tools
+
+# `make run PROFILE=dev` runs a debug build (faster to build, slower to run).
+PROFILE ?= release
+PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
 build:
-	$(CARGO) build --release --bin hob
+	$(CARGO) build --profile $(PROFILE) --bin hob
 
 # External tools (anvil, solcjs, a Python venv) pinned into .tools/; a no-op when already there.
 tools:
 	./scripts/install-tools.sh
 
-# `hob serve` on the embedded default: SQLite under ./data, in-process queues, two demo
-# markets, signed sessions and orders, the test-funds faucet, and an operator token (override
-# HOB_OPERATOR_TOKEN). The local anvil with the contract deployed is not wired in yet: trades
-# match and commit, settlement runs in tests (see README, "Settlement pipeline").
+# `hob serve` on the embedded default with a local chain: SQLite under $(DATA), in-process
+# queues, a local anvil (spawned from .tools/, stopped with hob) with the test tokens and
+# HobExchange deployed and the two demo markets registered, the settlement and admin
+# operators, signed sessions and orders, the faucet (mints test tokens on anvil), and an
+# operator token (override HOB_OPERATOR_TOKEN). anvil's chain starts empty every time, so the
+# previous run's stores under $(DATA) are removed first (hob refuses stale ones).
 HOB_OPERATOR_TOKEN ?= dev-operator-token
 export HOB_OPERATOR_TOKEN
+DATA ?= ./data
 run: tools build
-	./target/release/hob serve --dev-faucet
+	rm -f $(DATA)/hob.db $(DATA)/hob.db-* $(DATA)/views.db $(DATA)/views.db-*
+	./target/$(PROFILE_DIR)/hob serve --dev-faucet --chain anvil --store sqlite:$(DATA)/hob.db --views sqlite:$(DATA)/views.db
+
+# Starts `make run` on a free port and a temporary data directory, waits until it is ready
+# with its chain, and stops it (checking anvil stops too).
+smoke-run:
+	./scripts/smoke-run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::api::amounts::{parse_amount, MAX_DECIMALS};
+pub use crate::chain::config::{ChainConfig, ChainMode};
 use crate::domain::{AssetId, Bps, MarketId, MarketSpec, QtyLots, UserId, MAX_OPEN_ORDERS};
 use crate::telemetry::LogFormat;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub limits: Limits,
     pub websocket: WebSocketConfig,
     pub log: LogConfig,
+    /// Where trades settle (`none`, a local `anvil`, or a node over `rpc`).
+    pub chain: ChainConfig,
     /// Replaces the demo assets when given.
     pub assets: Vec<AssetConfig>,
     /// Replaces the demo markets when given.
@@ -65,6 +68,7 @@ impl Default for Config {
             limits: Limits::default(),
             websocket: WebSocketConfig::default(),
             log: LogConfig::default(),
+            chain: ChainConfig::default(),
             assets: demo_assets(),
             markets: demo_markets(),
         }
@@ -352,6 +356,9 @@ pub struct ServeFlags {
     pub operator_token: Option<String>,
     pub dev_insecure_user_header: bool,
     pub dev_faucet: bool,
+    pub chain: Option<ChainMode>,
+    pub chain_rpc_url: Option<String>,
+    pub chain_block_time_ms: Option<u64>,
 }
 
 /// A market as the server runs it: the engine's spec plus what the edge needs to speak
@@ -456,6 +463,19 @@ impl Config {
             "HOB_WS_HEARTBEAT_INTERVAL_MS" => self.websocket.heartbeat_interval_ms = parse(v).map_err(err)?,
             "HOB_LOG_FORMAT" => self.log.format = parse(v).map_err(err)?,
             "HOB_LOG_LEVEL" => self.log.level = v.to_owned(),
+            "HOB_CHAIN_MODE" => self.chain.mode = ChainMode::parse(v).map_err(err)?,
+            "HOB_CHAIN_RPC_URL" => self.chain.rpc_url = v.to_owned(),
+            "HOB_CHAIN_BLOCK_TIME_MS" => self.chain.block_time_ms = parse(v).map_err(err)?,
+            "HOB_CHAIN_ANVIL_PORT" => self.chain.anvil_port = parse(v).map_err(err)?,
+            "HOB_CHAIN_CONFIRMATIONS" => self.chain.confirmations = parse(v).map_err(err)?,
+            "HOB_CHAIN_BATCH_MAX_TRADES" => self.chain.batch_max_trades = parse(v).map_err(err)?,
+            "HOB_CHAIN_BATCH_WINDOW_MS" => self.chain.batch_window_ms = parse(v).map_err(err)?,
+            "HOB_CHAIN_RECEIPT_TIMEOUT_MS" => self.chain.receipt_timeout_ms = parse(v).map_err(err)?,
+            "HOB_CHAIN_MAX_FAILURES" => self.chain.max_failures = parse(v).map_err(err)?,
+            "HOB_CHAIN_ALERT_WEBHOOK" => self.chain.alert_webhook = Some(v.to_owned()).filter(|u| !u.is_empty()),
+            // Read where they are used, never copied into the configuration (so never logged
+            // with it): the keys (`chain::config`) and the anvil binary (`chain::tools`).
+            "HOB_OPERATOR_KEY" | "HOB_OPERATOR_KEY_FILE" | "HOB_ADMIN_KEY" | "HOB_ADMIN_KEY_FILE" | "HOB_ANVIL" => {}
             _ => return Err(err("not a hob setting (see README.md, Configuration)".to_owned())),
         }
         Ok(())
@@ -480,12 +500,36 @@ impl Config {
         // A flag can only switch a development feature on; off is the default.
         self.server.dev_insecure_user_header |= flags.dev_insecure_user_header;
         self.server.dev_faucet |= flags.dev_faucet;
+        if let Some(mode) = flags.chain {
+            self.chain.mode = mode;
+        }
+        if let Some(url) = &flags.chain_rpc_url {
+            self.chain.rpc_url = url.clone();
+        }
+        if let Some(ms) = flags.chain_block_time_ms {
+            self.chain.block_time_ms = ms;
+        }
     }
 
     /// Checks every option; returns the markets as the server runs them.
     pub fn validate(&self) -> Result<Vec<MarketDef>, ConfigError> {
         self.validate_scalars()?;
-        self.market_defs()
+        let defs = self.market_defs()?;
+        self.validate_chain()?;
+        Ok(defs)
+    }
+
+    fn validate_chain(&self) -> Result<(), ConfigError> {
+        let assets: BTreeSet<&str> = self.markets.iter().flat_map(|m| [m.base.as_str(), m.quote.as_str()]).collect();
+        let exchange = alloy::primitives::Address::from(self.exchange_address()?.0);
+        self.chain.validate(assets, exchange).map_err(|e| invalid(e.option, e.message))?;
+        if self.server.dev_faucet && self.chain.mode == ChainMode::Rpc {
+            return Err(invalid(
+                "server.dev_faucet",
+                "the faucet mints test tokens on a local anvil only; turn it off with chain.mode = \"rpc\"",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_scalars(&self) -> Result<(), ConfigError> {
@@ -766,5 +810,46 @@ mod tests {
         config.apply_env("HOB_LOG_LEVEL", "hob=loud").unwrap();
         let e = config.validate().unwrap_err();
         assert!(e.to_string().contains("log.level"), "{e}");
+    }
+
+    #[test]
+    fn given_a_chain_section_when_loaded_then_env_and_flags_override_it_in_order() {
+        let mut config = Config::from_toml("[chain]\nmode = \"anvil\"\nblock_time_ms = 2000\n").unwrap();
+        assert_eq!((config.chain.mode, config.chain.block_time_ms), (ChainMode::Anvil, 2_000));
+        config.apply_env("HOB_CHAIN_BLOCK_TIME_MS", "500").unwrap();
+        config.apply_flags(&ServeFlags { chain_block_time_ms: Some(0), ..ServeFlags::default() });
+        assert_eq!(config.chain.block_time_ms, 0);
+        config.validate().unwrap();
+        let e = config.apply_env("HOB_CHAIN_MODE", "geth").unwrap_err();
+        assert!(e.to_string().contains("HOB_CHAIN_MODE"), "{e}");
+    }
+
+    #[test]
+    fn given_rpc_mode_when_an_option_is_missing_then_start_is_refused_naming_it() {
+        let mut config = Config::default();
+        config.apply_env("HOB_CHAIN_MODE", "rpc").unwrap();
+        config.apply_env("HOB_CHAIN_RPC_URL", "http://127.0.0.1:8545").unwrap();
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("auth.exchange_address"), "{e}");
+        config.auth.exchange_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".to_owned();
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("chain.tokens.BTC"), "{e}");
+        for (i, symbol) in ["BTC", "ETH", "USDT"].into_iter().enumerate() {
+            config.chain.tokens.insert(symbol.to_owned(), format!("0x{:040x}", i + 1));
+        }
+        config.validate().unwrap();
+        config.server.dev_faucet = true;
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("server.dev_faucet"), "{e}");
+    }
+
+    #[test]
+    fn key_variables_are_accepted_but_never_copied_into_the_configuration() {
+        let mut config = Config::default();
+        let key = "0x0202020202020202020202020202020202020202020202020202020202020202";
+        config.apply_env("HOB_OPERATOR_KEY", key).unwrap();
+        config.apply_env("HOB_ADMIN_KEY_FILE", "/run/secrets/admin").unwrap();
+        assert!(!format!("{config:?}").contains("0202020202"));
+        assert_eq!(config, Config::default());
     }
 }

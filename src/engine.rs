@@ -20,12 +20,14 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
+use crate::actors::admin_operator::AdminOperatorHandle;
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
 use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{decode_transfer_record, TransferRecord};
+use crate::chain::admin::ContractAdmin;
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
     Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,
@@ -215,6 +217,19 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     ) -> Result<ChainWatcherHandle<S, L>, ActorError> {
         let deps = self.registry.deps().clone();
         crate::actors::chain_watcher::start(deps, logs, config, self.shutdown.subscribe()).await
+    }
+
+    /// Starts the admin operator of `admin`'s wallet on the current arbiter: it consumes the
+    /// admin queue and carries the commands out on-chain. Start it before issuing commands.
+    pub async fn start_admin_operator(&self, admin: ContractAdmin) -> Result<AdminOperatorHandle<S>, ActorError> {
+        let parts = EngineParts {
+            deps: self.registry.deps().clone(),
+            specs: self.registry.specs().clone(),
+            queue: self.queue.clone(),
+            tracker: self.tracker.clone(),
+            shutdown: self.shutdown.subscribe(),
+        };
+        crate::actors::admin_operator::start(parts, admin).await
     }
 
     pub fn registry(&self) -> &Arc<Registry<S>> {

@@ -23,12 +23,16 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/api/v1/markets/{market}/candles"),
     ("GET", "/api/v1/markets/{market}/ticker"),
     ("GET", "/api/v1/eip712"),
+    ("GET", "/api/v1/chain"),
     ("GET", "/operator/actors"),
     ("GET", "/operator/markets/{market}"),
     ("GET", "/operator/users/{address}"),
     ("POST", "/operator/markets/{market}/halt"),
     ("POST", "/operator/markets/{market}/resume"),
     ("POST", "/operator/views/rebuild"),
+    ("GET", "/operator/chain"),
+    ("POST", "/operator/chain/pause"),
+    ("POST", "/operator/chain/unpause"),
 ];
 
 /// Mounted in both modes: a session token (signed mode) or `X-Hob-User` (development mode).

@@ -9,6 +9,7 @@
 //! rebuilds it from the stream on the next message.
 
 pub mod chain_watcher;
+pub mod admin_operator;
 pub mod consumed;
 pub mod deps;
 pub mod market;

@@ -7,6 +7,7 @@
 pub mod amounts;
 pub mod auth;
 pub mod catalog;
+pub mod chain;
 pub mod error;
 pub mod feed;
 pub mod metrics;

@@ -15,18 +15,22 @@ use actix_web::{web, App, HttpServer, ResponseError};
 use tokio::sync::watch;
 use utoipa_actix_web::AppExt;
 
+use crate::actors::settlement::SettlementError;
 use crate::api::auth::AuthMode;
 use crate::api::catalog::Catalog;
+use crate::api::chain::{chain_markets, ChainRuntime};
 use crate::api::feed::{market, FeedError, HeartbeatFeed, MarketFeed, UserFeeds};
 use crate::api::metrics::Metrics;
 use crate::api::readiness::{self, Readiness};
 use crate::api::request_id;
 use crate::api::rest::system::ApiDocument;
 use crate::api::rest::{self, Mounts};
-use crate::api::state::{AppState, StateParts};
-use crate::config::{Config, ConfigError, StoreLocation};
+use crate::api::state::{AppEngine, AppState, StateParts};
+use crate::chain::link::{ChainLink, ChainSetupError};
+use crate::config::{ChainMode, Config, ConfigError, MarketDef, StoreLocation};
 use crate::domain::AssetId;
 use crate::engine::{Engine, EngineConfig};
+use crate::events::EventStore;
 use crate::events::{StoreError, SystemClock};
 use crate::projections::ViewStoreError;
 use crate::queue::{operator_group, DestinationConfig, InProcessQueue};
@@ -56,6 +60,17 @@ pub enum ServerError {
     Metrics(String),
     #[error("generating the OpenAPI document: {0}")]
     OpenApi(String),
+    #[error("the chain: {0}")]
+    Chain(#[from] ChainSetupError),
+    #[error("starting the settlement operator: {0}")]
+    Settlement(#[from] SettlementError),
+    #[error("the admin operator: {0}")]
+    Admin(String),
+    #[error(
+        "chain.mode = \"anvil\" starts an empty chain, but the event store {0} holds an earlier run's events; \
+         start from a fresh store (remove it and the view store) or settle on a persistent chain (mode = \"rpc\")"
+    )]
+    StaleStore(PathBuf),
 }
 
 /// A started server.
@@ -70,7 +85,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Validates `config`, opens everything and starts serving. The listen address may have
     /// port 0; `local_addr` tells the port taken.
-    pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    pub async fn start(mut config: Config) -> Result<RunningServer, ServerError> {
         let defs = config.validate()?;
         let StoreLocation::Sqlite(events_path) = config.events_location()?;
         let StoreLocation::Sqlite(views_path) = config.views_location()?;
@@ -80,10 +95,29 @@ impl RunningServer {
             SqliteEventStore::open(&events_path)
                 .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?,
         );
+        if config.chain.mode == ChainMode::Anvil {
+            // Balances and settlement nonces in the store would not match a chain that starts
+            // empty: refuse, rather than settle against the wrong state.
+            let streams = store
+                .list_streams()
+                .await
+                .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?;
+            if !streams.is_empty() {
+                return Err(ServerError::StaleStore(events_path));
+            }
+        }
         let views = Arc::new(
             SqliteViewStore::open(&views_path)
                 .map_err(|source| ServerError::ViewStore { path: views_path.clone(), source })?,
         );
+        // The chain before the engine: anvil mode fixes the domain users sign under (chain id, exchange)
+        // and the settlement operator, which the engine and the API are built with.
+        let link = connect_chain(&config, &defs).await?;
+        if let Some(link) = &link {
+            config.auth.chain_id = link.chain_id;
+            config.auth.exchange_address = link.exchange.to_string();
+            config.engine.settlement_operator = link.operator.address().to_string();
+        }
         let clock = Arc::new(SystemClock);
         let queue_config = DestinationConfig { capacity: config.store.queue_capacity, ..DestinationConfig::default() };
         let queue = Arc::new(InProcessQueue::new(clock.clone(), queue_config));
@@ -101,6 +135,10 @@ impl RunningServer {
         };
         let engine = Engine::start(engine_config, store.clone(), queue, clock);
         let projections = engine.start_projections(views.clone(), config.engine.projection_interval());
+        let chain = match link {
+            Some(link) => Some(Arc::new(start_chain(&engine, link, &config, &defs).await?)),
+            None => None,
+        };
 
         let assets = config.assets.iter().filter_map(|a| AssetId::new(&a.symbol).ok().map(|id| (id, a.decimals)));
         let catalog = Arc::new(Catalog::new(&defs, assets).map_err(|e| ServerError::Grid(e.to_string()))?);
@@ -152,6 +190,7 @@ impl RunningServer {
             websocket: config.websocket.clone(),
             operator_token: config.operator.token.clone(),
             dev_faucet: config.server.dev_faucet,
+            chain,
             stopping: stopped,
         }));
         let openapi = Arc::new(openapi_document(mounts)?);
@@ -205,7 +244,36 @@ impl RunningServer {
         let _ = self.stop.send(true);
         self.handle.stop(true).await;
         self.state.engine.shutdown();
+        if let Some(chain) = &self.state.chain {
+            chain.link.stop_devnet();
+        }
     }
+}
+
+/// The chain `[chain]` names (none in mode `none`); in anvil mode, spawned and deployed.
+async fn connect_chain(config: &Config, defs: &[MarketDef]) -> Result<Option<ChainLink>, ServerError> {
+    let decimals: BTreeMap<AssetId, u8> =
+        defs.iter().flat_map(|d| [(d.spec.base, d.base_decimals), (d.spec.quote, d.quote_decimals)]).collect();
+    let assets: Vec<(AssetId, u8)> = decimals.into_iter().collect();
+    let exchange = alloy::primitives::Address::from(config.exchange_address()?.0);
+    Ok(ChainLink::connect(&config.chain, &assets, config.auth.chain_id, exchange).await?)
+}
+
+/// Starts the settlement and admin operators on `link` and has the admin operator register
+/// the configured markets the contract lacks.
+async fn start_chain(
+    engine: &AppEngine,
+    link: ChainLink,
+    config: &Config,
+    defs: &[MarketDef],
+) -> Result<ChainRuntime, ServerError> {
+    let settlement = engine.start_settlement(link.settlement_config(&config.chain), link.settlement_chain()?).await?;
+    let admin = engine.start_admin_operator(link.admin.clone()).await.map_err(|e| ServerError::Admin(e.to_string()))?;
+    let markets = chain_markets(&link, defs).map_err(ServerError::Admin)?;
+    let runtime = ChainRuntime { link, settlement, admin, markets };
+    let issued = runtime.register_markets().await.map_err(|e| ServerError::Admin(e.to_string()))?;
+    tracing::info!(issued, "market registrations issued to the admin operator");
+    Ok(runtime)
 }
 
 fn create_parent(path: &Path) -> Result<(), ServerError> {

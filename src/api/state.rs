@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::api::auth::AuthMode;
 use crate::api::catalog::Catalog;
+use crate::api::chain::ChainRuntime;
 use crate::api::error::ApiError;
 use crate::api::feed::{HeartbeatFeed, MarketFeed, UserFeeds};
 use crate::api::metrics::Metrics;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub websocket: WebSocketConfig,
     pub operator_token: Option<String>,
     pub dev_faucet: bool,
+    /// The chain trades settle on (`[chain]`), with its operators; `None` in mode `none`.
+    pub chain: Option<Arc<ChainRuntime>>,
     /// Becomes true when the server stops: WebSocket connections close ("going away").
     pub stopping: tokio::sync::watch::Receiver<bool>,
     next_connection: AtomicU64,
@@ -74,6 +77,7 @@ pub struct StateParts {
     pub websocket: WebSocketConfig,
     pub operator_token: Option<String>,
     pub dev_faucet: bool,
+    pub chain: Option<Arc<ChainRuntime>>,
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -98,6 +102,7 @@ impl AppState {
             websocket: p.websocket,
             operator_token: p.operator_token,
             dev_faucet: p.dev_faucet,
+            chain: p.chain,
             stopping: p.stopping,
             next_connection: AtomicU64::new(1),
             withdrawal_tokens: RwLock::new(BTreeMap::new()),
@@ -138,6 +143,13 @@ impl AppState {
             self.metrics.rate_limited.with_label_values(&["user"]).inc();
             ApiError::rate_limited(wait)
         })
+    }
+
+    /// The chain, or `no_chain` (mode `none`).
+    pub fn chain(&self) -> Result<&Arc<ChainRuntime>, ApiError> {
+        self.chain
+            .as_ref()
+            .ok_or_else(|| ApiError::conflict("no_chain", "no chain is configured (chain.mode = \"none\")"))
     }
 
     pub fn next_connection_id(&self) -> u64 {

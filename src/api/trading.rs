@@ -262,7 +262,9 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Development faucet: credits test funds to any address.
+/// Development faucet: test funds for any address. With a chain it mints the test token to
+/// the wallet on-chain (the user then deposits it); without one, or asked for `ledger`, it
+/// credits the off-chain balance.
 pub async fn faucet(state: &AppState, req: &FaucetRequest) -> Result<FaucetResponse, ApiError> {
     let user = UserId::from_hex(req.user.trim()).map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))?;
     let (asset, _) = state.catalog.asset(&req.asset)?;
@@ -270,10 +272,38 @@ pub async fn faucet(state: &AppState, req: &FaucetRequest) -> Result<FaucetRespo
     if amount.is_zero() {
         return Err(ApiError::bad_request("zero_amount", "amount must be positive"));
     }
-    state.engine.deposit(user, asset, amount).await?;
-    Ok(FaucetResponse {
+    let mint_on_chain = match (req.target.as_deref(), &state.chain) {
+        (None | Some("wallet"), Some(_)) => true,
+        (None | Some("ledger"), None) | (Some("ledger"), Some(_)) => false,
+        (Some("wallet"), None) => {
+            return Err(ApiError::conflict("no_chain", "no chain is configured: the faucet credits the ledger only"))
+        }
+        (Some(other), _) => {
+            return Err(ApiError::bad_request("invalid_target", format!("target {other:?} is not wallet or ledger")))
+        }
+    };
+    let mut response = FaucetResponse {
         user: user.to_string(),
         asset: asset.to_string(),
         amount: state.catalog.amount_str(asset, amount),
-    })
+        target: if mint_on_chain { "wallet" } else { "ledger" }.to_owned(),
+        tx: None,
+        token: None,
+    };
+    match state.chain.as_ref().filter(|_| mint_on_chain) {
+        Some(chain) => {
+            let to = alloy::primitives::Address::from(user.0);
+            let tx = chain
+                .link
+                .mint(asset, to, amount.0)
+                .await
+                .map_err(|e| ApiError::unavailable("chain_unavailable", format!("minting on-chain: {e}")))?;
+            response.tx = Some(tx.to_string());
+            response.token = chain.link.tokens.get(&asset).map(|t| t.to_checksum(None));
+        }
+        None => {
+            state.engine.deposit(user, asset, amount).await?;
+        }
+    }
+    Ok(response)
 }

@@ -526,6 +526,12 @@ pub struct FaucetRequest {
     pub asset: String,
     /// A decimal in the asset's units.
     pub amount: String,
+    /// `wallet`: mint the test token on-chain to the address (the default with a chain;
+    /// then approve and deposit it into the exchange). `ledger`: credit the off-chain balance
+    /// directly (the only choice without a chain; with one, a development stand-in for the
+    /// chain watcher that credits deposits).
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -533,6 +539,15 @@ pub struct FaucetResponse {
     pub user: String,
     pub asset: String,
     pub amount: String,
+    /// `wallet` or `ledger`.
+    #[serde(default)]
+    pub target: String,
+    /// The mint's transaction (`wallet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    /// The token minted (`wallet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -112,6 +112,15 @@ struct ServeArgs {
     /// DEVELOPMENT ONLY: mount POST /api/v1/dev/faucet, which credits test funds to any address.
     #[arg(long)]
     dev_faucet: bool,
+    /// Where trades settle: none, anvil (a local node hob spawns and deploys to) or rpc.
+    #[arg(long, value_parser = hob::config::ChainMode::parse)]
+    chain: Option<hob::config::ChainMode>,
+    /// The node's JSON-RPC URL (chain rpc).
+    #[arg(long)]
+    chain_rpc_url: Option<String>,
+    /// Milliseconds between anvil's blocks (0: a block per transaction).
+    #[arg(long)]
+    anvil_block_time_ms: Option<u64>,
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -123,6 +132,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         operator_token: args.operator_token,
         dev_insecure_user_header: args.dev_insecure_user_header,
         dev_faucet: args.dev_faucet,
+        chain: args.chain,
+        chain_rpc_url: args.chain_rpc_url,
+        chain_block_time_ms: args.anvil_block_time_ms,
     };
     let config = hob::config::Config::load(args.config.as_deref(), std::env::vars(), &flags)?;
     hob::telemetry::init(config.log.format, &config.log.level)?;
@@ -153,14 +165,47 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if config.server.dev_insecure_user_header {
             say!("  DEVELOPMENT MODE: X-Hob-User is trusted as the caller's identity; do not expose this server");
         }
+        match &server.state().chain {
+            None => say!("  chain      none: trades match but do not settle (chain.mode = \"none\")"),
+            Some(chain) => {
+                let link = &chain.link;
+                match link.anvil_pid() {
+                    Some(pid) => say!(
+                        "  chain      {} (anvil, pid {pid}, chain id {}; stops with hob)",
+                        link.rpc_url,
+                        link.chain_id
+                    ),
+                    None => say!("  chain      {} (chain id {})", link.rpc_url, link.chain_id),
+                }
+                say!("  exchange   {}   (http://{addr}/api/v1/chain)", link.exchange.to_checksum(None));
+                for (asset, token) in &link.tokens {
+                    say!("  token      {:<6} {}", asset.to_string(), token.to_checksum(None));
+                }
+                say!("  settlement operator {}   admin {}", link.operator.address(), link.admin.admin());
+                if config.operator.token.is_some() {
+                    say!("  operator   http://{addr}/operator/chain   (pause: POST /operator/chain/pause)");
+                }
+            }
+        }
         if config.server.dev_faucet {
             say!("  DEVELOPMENT faucet: POST http://{addr}/api/v1/dev/faucet");
         }
-        actix_rt::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+        stop_signal().await?;
         say!("hob serve: stopping");
         server.stop().await;
         Ok(())
     })
+}
+
+/// Ctrl-C or SIGTERM: both stop the server cleanly (and with it the anvil it spawned).
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        ctrl_c = actix_rt::signal::ctrl_c() => ctrl_c.context("waiting for ctrl-c")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {

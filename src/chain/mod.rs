@@ -10,11 +10,17 @@
 //! - `tools`: the anvil binary `make tools` installs.
 //! - `deposits`: the chain watcher's state and decisions (pure), its events, and the
 //!   user-queue transfer record; `deposit_logs`: the port it reads `Deposited` logs through.
+//! - `config`: the `[chain]` section; `link`: the connection `hob serve` resolves from it
+//!   (`devnet`: a local anvil with the contract deployed); `admin`: the exchange's admin calls.
 
+pub mod admin;
 pub mod batch;
+pub mod config;
 pub mod contract;
 pub mod deposit_logs;
 pub mod deposits;
+pub mod devnet;
 pub mod eip712;
+pub mod link;
 pub mod order;
 pub mod tools;

@@ -15,15 +15,15 @@ use crate::domain::{MarketId, UserId};
 /// The `prev_hash` of a stream's first event.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
-/// A stream's name: `market:{id}`, `user:{0xaddr}`, `operator:{0xaddr}`, `admin` or
-/// `chain:{id}`. Always in canonical form (addresses lowercase), so equal streams have equal
+/// A stream's name: `market:{id}`, `user:{0xaddr}`, `operator:{0xaddr}`, `admin`,
+/// `admin-operator:{0xaddr}` or `chain:{id}`. Always in canonical form (addresses lowercase), so equal streams have equal
 /// names and the same bytes feed the hash.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId(String);
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid stream id {got:?}: expected market:{{id}}, user:{{0xaddr}}, operator:{{0xaddr}}, admin or chain:{{id}}"
+    "invalid stream id {got:?}: expected market:{{id}}, user:{{0xaddr}}, operator:{{0xaddr}}, admin, admin-operator:{{0xaddr}} or chain:{{id}}"
 )]
 pub struct StreamIdError {
     pub got: String,
@@ -47,6 +47,11 @@ impl StreamId {
         StreamId("admin".to_owned())
     }
 
+    /// The admin operator (market registration, pause on-chain), by its wallet's address.
+    pub fn admin_operator(address: UserId) -> StreamId {
+        StreamId(format!("admin-operator:{address}"))
+    }
+
     /// A chain, by its EVM chain id.
     pub fn chain(chain_id: u64) -> StreamId {
         StreamId(format!("chain:{chain_id}"))
@@ -61,6 +66,8 @@ impl StreamId {
             StreamId::market(MarketId::new(id).map_err(|_| bad())?)
         } else if let Some(addr) = s.strip_prefix("user:") {
             StreamId::user(UserId::from_hex(addr).map_err(|_| bad())?)
+        } else if let Some(addr) = s.strip_prefix("admin-operator:") {
+            StreamId::admin_operator(UserId::from_hex(addr).map_err(|_| bad())?)
         } else if let Some(addr) = s.strip_prefix("operator:") {
             StreamId::operator(UserId::from_hex(addr).map_err(|_| bad())?)
         } else if let Some(id) = s.strip_prefix("chain:") {

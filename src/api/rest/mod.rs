@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod chain;
 pub mod operator;
 pub mod orders;
 pub mod public;
@@ -42,7 +43,8 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
         .service(public::trades)
         .service(public::candles)
         .service(public::ticker)
-        .service(auth::eip712);
+        .service(auth::eip712)
+        .service(chain::chain_info);
     if mounts.auth.login_routes() {
         api = api.service(auth::challenge).service(auth::login);
     }
@@ -73,7 +75,10 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
             .service(operator::inspect_user)
             .service(operator::halt)
             .service(operator::resume)
-            .service(operator::rebuild_views),
+            .service(operator::rebuild_views)
+            .service(chain::chain_status)
+            .service(chain::pause)
+            .service(chain::unpause),
     );
 }
 

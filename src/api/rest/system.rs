@@ -22,13 +22,30 @@ pub async fn healthz() -> web::Json<Health> {
 #[utoipa::path(
     tag = "system",
     responses(
-        (status = 200, description = "Every dependency answers (stores, queue, chain when configured)", body = Health),
+        (status = 200, description = "Every dependency answers (stores, queue; with a chain, the node answers and holds every market)", body = Health),
         (status = 503, description = "Something does not answer", body = Health),
     ),
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>, readiness: web::Data<Readiness>) -> HttpResponse {
     let mut checks = readiness.run(CHECK_DEADLINE).await;
+    if let Some(chain) = &state.chain {
+        // Ready to settle: the node answers and holds every configured market.
+        let check = |name: &str, result: Result<(), String>| HealthCheck {
+            name: name.to_owned(),
+            ok: result.is_ok(),
+            detail: result.err(),
+        };
+        let late = || Err(format!("no answer within {CHECK_DEADLINE:?}"));
+        let probe = tokio::time::timeout(CHECK_DEADLINE, chain.link.probe()).await;
+        checks.push(check("chain", probe.map_or_else(|_| late(), |r| r.map(drop))));
+        let missing = tokio::time::timeout(CHECK_DEADLINE, chain.unregistered()).await;
+        let markets = missing.map_or_else(|_| late(), |r| r).and_then(|missing| match missing.is_empty() {
+            true => Ok(()),
+            false => Err(format!("not registered on-chain yet: {}", missing.join(", "))),
+        });
+        checks.push(check("chain_markets", markets));
+    }
     if *state.stopping.borrow() {
         checks.push(HealthCheck { name: "server".to_owned(), ok: false, detail: Some("stopping".to_owned()) });
     }
