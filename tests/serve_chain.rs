@@ -221,9 +221,8 @@ async fn login(hob: &Hob, key: &PrivateKeySigner) -> String {
 }
 
 /// Test funds for `key`'s wallet, as a user gets them on `make run`: the faucet mints the
-/// token to the wallet, the wallet approves and deposits it into the exchange. The off-chain
-/// credit a chain watcher would make for that deposit is made through the faucet's `ledger`
-/// target (a development stand-in until the watcher credits deposits).
+/// token to the wallet, the wallet approves and deposits it into the exchange, and hob's chain
+/// watcher credits the deposit off-chain once it is deep enough.
 async fn deposit(hob: &Hob, chain: &Value, key: &PrivateKeySigner, asset: &str, amount: &str, base_units: u128) {
     let who = key.address().to_checksum(None);
     let minted = ok(
@@ -244,8 +243,20 @@ async fn deposit(hob: &Hob, chain: &Value, key: &PrivateKeySigner, asset: &str, 
     let vault = HobExchange::new(exchange, wallet);
     let deposited = vault.deposit(token, U256::from(base_units)).send().await.unwrap();
     assert!(deposited.get_receipt().await.unwrap().status());
-    let body = json!({ "user": who, "asset": asset, "amount": amount, "target": "ledger" });
-    ok(hob, Method::POST, "/api/v1/dev/faucet", None, Some(body)).await;
+    let session = login(hob, key).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let balances = ok(hob, Method::GET, "/api/v1/balances", Some(&session), None).await;
+        let credited = balances
+            .as_array()
+            .and_then(|all| all.iter().find(|b| b["asset"] == asset))
+            .is_some_and(|b| b["available"].as_str().and_then(|a| a.parse::<f64>().ok()) >= amount.parse::<f64>().ok());
+        if credited {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the deposit of {amount} {asset} was never credited: {balances}");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A signed BTC-USDT limit order request: price in USDT, quantity in lots.

@@ -2,7 +2,10 @@
 //! operator `hob serve` started for it, and the start-up registration of the configured
 //! markets (through the admin queue, like any admin command).
 
+use std::sync::Arc;
+
 use crate::actors::admin_operator::{AdminCommand, AdminError, AdminOperatorHandle};
+use crate::actors::chain_watcher::ChainWatcherHandle;
 use crate::actors::settlement::SettlementHandle;
 use crate::api::state::Events;
 use crate::chain::admin::OnChainMarket;
@@ -20,7 +23,9 @@ pub struct ChainMarket {
 
 pub struct ChainRuntime {
     pub link: ChainLink,
-    pub settlement: SettlementHandle<Events, RpcChain>,
+    pub settlement: Arc<SettlementHandle<Events, RpcChain>>,
+    /// Credits confirmed deposits to their users.
+    pub watcher: ChainWatcherHandle<Events, RpcChain>,
     pub admin: AdminOperatorHandle<Events>,
     pub markets: Vec<ChainMarket>,
 }

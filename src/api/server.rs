@@ -15,6 +15,7 @@ use actix_web::{web, App, HttpServer, ResponseError};
 use tokio::sync::watch;
 use utoipa_actix_web::AppExt;
 
+use crate::actors::chain_watcher::WatcherConfig;
 use crate::actors::settlement::SettlementError;
 use crate::api::auth::AuthMode;
 use crate::api::catalog::Catalog;
@@ -22,6 +23,7 @@ use crate::api::chain::{chain_markets, ChainRuntime};
 use crate::api::feed::{market, FeedError, HeartbeatFeed, MarketFeed, UserFeeds};
 use crate::api::metrics::Metrics;
 use crate::api::readiness::{self, Readiness};
+use crate::api::settlement_probe::OperatorProbe;
 use crate::api::request_id;
 use crate::api::rest::system::ApiDocument;
 use crate::api::rest::{self, Mounts};
@@ -193,6 +195,12 @@ impl RunningServer {
             chain,
             stopping: stopped,
         }));
+        if let Some(chain) = &state.chain {
+            // Withdrawals name tokens; the settlement metrics read the running operator.
+            state.set_withdrawal_tokens(chain.link.tokens.clone());
+            let node = chain.link.settlement_chain()?;
+            state.metrics.watch_settlement(Arc::new(OperatorProbe::new(chain.settlement.clone(), node)));
+        }
         let openapi = Arc::new(openapi_document(mounts)?);
         let document = web::Data::new(ApiDocument(openapi.as_str().to_owned()));
 
@@ -267,10 +275,15 @@ async fn start_chain(
     config: &Config,
     defs: &[MarketDef],
 ) -> Result<ChainRuntime, ServerError> {
-    let settlement = engine.start_settlement(link.settlement_config(&config.chain), link.settlement_chain()?).await?;
+    let node = link.settlement_chain()?;
+    let settlement = Arc::new(engine.start_settlement(link.settlement_config(&config.chain), node.clone()).await?);
     let admin = engine.start_admin_operator(link.admin.clone()).await.map_err(|e| ServerError::Admin(e.to_string()))?;
+    let tokens = link.tokens.iter().map(|(asset, token)| (*token, *asset)).collect();
+    let mut watching = WatcherConfig::new(link.chain_id, link.exchange, tokens);
+    watching.confirmations = config.chain.confirmations;
+    let watcher = engine.start_chain_watcher(watching, node).await.map_err(|e| ServerError::Admin(e.to_string()))?;
     let markets = chain_markets(&link, defs).map_err(ServerError::Admin)?;
-    let runtime = ChainRuntime { link, settlement, admin, markets };
+    let runtime = ChainRuntime { link, settlement, watcher, markets, admin };
     let issued = runtime.register_markets().await.map_err(|e| ServerError::Admin(e.to_string()))?;
     tracing::info!(issued, "market registrations issued to the admin operator");
     Ok(runtime)

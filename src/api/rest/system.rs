@@ -36,11 +36,11 @@ pub async fn readyz(state: web::Data<AppState>, readiness: web::Data<Readiness>)
             ok: result.is_ok(),
             detail: result.err(),
         };
-        let late = || Err(format!("no answer within {CHECK_DEADLINE:?}"));
+        let late = format!("no answer within {CHECK_DEADLINE:?}");
         let probe = tokio::time::timeout(CHECK_DEADLINE, chain.link.probe()).await;
-        checks.push(check("chain", probe.map_or_else(|_| late(), |r| r.map(drop))));
+        checks.push(check("chain", probe.map_err(|_| late.clone()).and_then(|r| r.map(drop))));
         let missing = tokio::time::timeout(CHECK_DEADLINE, chain.unregistered()).await;
-        let markets = missing.map_or_else(|_| late(), |r| r).and_then(|missing| match missing.is_empty() {
+        let markets = missing.map_err(|_| late).and_then(|r| r).and_then(|missing| match missing.is_empty() {
             true => Ok(()),
             false => Err(format!("not registered on-chain yet: {}", missing.join(", "))),
         });
