@@ -19,15 +19,15 @@ use futures_util::future::{join_all, LocalBoxFuture};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
 use crate::actors::admin_operator::AdminOperatorHandle;
+use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
 use crate::actors::{ActorDeps, ActorError, Counters, Registry};
+use crate::chain::admin::ContractAdmin;
 use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{decode_transfer_record, TransferRecord};
-use crate::chain::admin::ContractAdmin;
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
     Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,

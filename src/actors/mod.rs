@@ -8,8 +8,8 @@
 //! version conflict means another writer owns the stream: the actor stops and the registry
 //! rebuilds it from the stream on the next message.
 
-pub mod chain_watcher;
 pub mod admin_operator;
+pub mod chain_watcher;
 pub mod consumed;
 pub mod deps;
 pub mod market;
