@@ -7,7 +7,9 @@
 //! adds to it: from the market's `market.Traded` event to the operator's
 //! `operator.SettlementConfirmed` for the batch that settled it (confirmation depth 1), and to
 //! the taker's `user.SettlementConfirmed` (its bought base is available). Also reports the gas
-//! each batch used.
+//! each batch used. Then the same market's trades/s in the default mode and in
+//! `confirm-before-commit` mode (`HOB_BENCH_CONFIRM_TRADES`, 10 by default; ten times as many
+//! in the default mode), crossing pairs sent back to back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,7 +113,39 @@ fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     (to - from).num_milliseconds().max(0) as u64
 }
 
-async fn run(trades: usize) -> Result<(), Error> {
+/// Sends `count` crossing pairs as fast as the engine takes them and answers trades/s, from
+/// the first order to the last trade matched.
+async fn trade_rate(
+    engine: &Engine<SqliteEventStore, InProcessQueue>,
+    pairs: &[(PrivateKeySigner, PrivateKeySigner)],
+    domain: &alloy::sol_types::Eip712Domain,
+    first_nonce: u64,
+    count: usize,
+) -> Result<f64, Error> {
+    let market = StreamId::market(spec().id);
+    let traded = || async {
+        let events = engine.store().read_stream(&market, 1).await?;
+        Ok::<usize, Error>(events.iter().filter(|e| e.event_type == "market.Traded").count())
+    };
+    let before = traded().await?;
+    let start = Instant::now();
+    for n in 0..count {
+        let (maker, taker) = &pairs[n % PAIRS];
+        let nonce = first_nonce + (n / PAIRS) as u64;
+        engine.place(UserId(maker.address().0 .0), place(maker, domain, Side::Sell, nonce)).await?;
+        engine.place(UserId(taker.address().0 .0), place(taker, domain, Side::Buy, nonce)).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while traded().await? < before + count {
+        if Instant::now() > deadline {
+            return Err("the compared trades did not all match within 5 minutes".into());
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn run(trades: usize, compared: usize) -> Result<(), Error> {
     let anvil = tools::anvil()?.block_time(1).try_spawn()?;
     let url = anvil.endpoint_url();
     let admin_key = key("latency/admin");
@@ -241,12 +275,27 @@ async fn run(trades: usize) -> Result<(), Error> {
         );
     }
     println!("  gas used / trades, per batch: {}", batches.join(", "));
+
+    // Trades/s of one market in each settlement mode, same chain, same engine, same users.
+    let first_nonce = (trades / PAIRS) as u64 + 2;
+    let fast = trade_rate(&engine, &pairs, &domain, first_nonce, compared * 10).await?;
+    engine.set_confirm_before_commit(spec().id, true);
+    let slow = trade_rate(&engine, &pairs, &domain, first_nonce + (compared * 10 / PAIRS) as u64 + 1, compared).await?;
+    println!("trades/s of one market, crossing pairs sent back to back, anvil --block-time 1:");
+    println!("  async (default)          {fast:>9.1} trades/s  ({} trades)", compared * 10);
+    println!("  confirm-before-commit    {slow:>9.2} trades/s  ({compared} trades)");
     handle.stop();
     engine.shutdown();
     Ok(())
 }
 
 fn main() -> Result<(), Error> {
-    let trades = std::env::var("HOB_BENCH_TRADES").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
-    actix_rt::System::new().block_on(run(trades))
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test, shorter.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let count = |var: &str, bench: usize, smoke: usize| {
+        std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(if benching { bench } else { smoke })
+    };
+    let trades = count("HOB_BENCH_TRADES", 60, 6);
+    let compared = count("HOB_BENCH_CONFIRM_TRADES", 10, 2);
+    actix_rt::System::new().block_on(run(trades, compared))
 }

@@ -230,6 +230,20 @@ pub struct MarketConfig {
     pub taker_fee_bps: u16,
     /// The market's id in the settlement contract.
     pub chain_market_id: u32,
+    /// `async` (default): matching never waits for the chain. `confirm-before-commit`: each
+    /// command waits until the previous command's trades settled on-chain, as the original
+    /// system did (for comparison; see BENCHMARKS.md).
+    #[serde(default)]
+    pub settlement: SettlementMode,
+}
+
+/// When a market's trades must be on-chain.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettlementMode {
+    #[default]
+    Async,
+    ConfirmBeforeCommit,
 }
 
 fn one() -> u64 {
@@ -340,6 +354,7 @@ fn demo_markets() -> Vec<MarketConfig> {
         maker_fee_bps: 10,
         taker_fee_bps: 20,
         chain_market_id,
+        settlement: SettlementMode::Async,
     };
     // Lots of 0.0001 BTC (10^4 sat) and 0.0001 ETH (10^14 wei); with a quote tick of one
     // USDT base unit (10^-6) both price steps come out at 0.01 USDT.

@@ -24,7 +24,7 @@ use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
-use crate::actors::{ActorDeps, ActorError, Counters, Registry};
+use crate::actors::{settlement_wait, ActorDeps, ActorError, Counters, Registry};
 use crate::chain::admin::ContractAdmin;
 use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{decode_transfer_record, TransferRecord};
@@ -230,6 +230,13 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             shutdown: self.shutdown.subscribe(),
         };
         crate::actors::admin_operator::start(parts, admin).await
+    }
+
+    /// Puts `market` in `confirm-before-commit` mode (or back in the default): its commands
+    /// are taken one at a time, and each waits for the previous one's trades to settle
+    /// on-chain, as the original system did. For comparison; the default never waits.
+    pub fn set_confirm_before_commit(&self, market: MarketId, on: bool) {
+        self.registry.set_confirm_before_commit(market, on);
     }
 
     pub fn registry(&self) -> &Arc<Registry<S>> {
@@ -526,11 +533,28 @@ fn route_market<S: EventStore + 'static>(
                 correlation_id: Uuid::now_v7(),
             })
         });
+        let market = market_of_group(&group);
+        let confirming = market.as_ref().is_ok_and(|m| registry.confirms_before_commit(*m));
+        let (mut items, mut error) = (items, error);
+        if confirming && items.len() > 1 {
+            // One command at a time: the rest come back at once, in order, after this one.
+            items.truncate(1);
+            error = None;
+        }
         let done = items.len();
         let sent = async {
-            let market = market_of_group(&group)?;
-            if !items.is_empty() {
-                registry.send_market(market, MarketBatch { items }).await??;
+            let market = market?;
+            if items.is_empty() {
+                return Ok(());
+            }
+            let settled_from = match confirming {
+                true => Some(settlement_wait::position(registry.deps()).await?),
+                false => None,
+            };
+            let replies = registry.send_market(market, MarketBatch { items }).await??;
+            if let Some(from) = settled_from {
+                let trades = settlement_wait::trades_of(market, &replies);
+                settlement_wait::until_settled(registry.deps(), from, trades).await?;
             }
             Ok(())
         };

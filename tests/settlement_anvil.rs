@@ -31,6 +31,7 @@ use hob::chain::eip712::{self, SignedOrder};
 use hob::chain::order::{ORDER_TYPE_LIMIT, SIDE_BUY, SIDE_SELL, TIF_GTC};
 use hob::chain::tools;
 use hob::domain::{Amount, AssetId, Bps, MarketStatus, PriceTicks, QtyLots, Side};
+use hob::events::EventStore;
 use hob::settlement::chain::TxHash;
 use hob::settlement::conformance::{self, ChainControl, Fixture};
 use hob::settlement::nonce::{NonceEvent, Resolution, TxPurpose};
@@ -291,6 +292,33 @@ async fn a_signed_trade_settles_on_chain_and_the_vault_equals_the_ledgers() {
     });
     assert!(gas.is_some_and(|(g, ok)| ok && g > 21_000), "{gas:?}");
     assert_eq!(v.handle.alerts.count(), 0);
+}
+
+#[actix_rt::test]
+async fn in_confirm_before_commit_mode_a_command_waits_for_the_previous_trades_to_settle() {
+    let v = Venue::start("confirm-mode", |_| {}).await;
+    v.engine.set_confirm_before_commit(spec().id, true);
+    v.engine.place(v.bob.user, v.bob.limit(&v.domain, Side::Sell, 100, 10, 1)).await.unwrap();
+    v.engine.place(v.alice.user, v.alice.limit(&v.domain, Side::Buy, 100, 4, 1)).await.unwrap();
+    v.engine.place(v.alice.user, v.alice.limit(&v.domain, Side::Buy, 100, 3, 2)).await.unwrap();
+    settled(&v.handle, 2, LIMIT).await;
+
+    // When the second trade was matched, the first had already settled on-chain.
+    let store = v.engine.store();
+    let market = store.read_stream(&hob::events::StreamId::market(spec().id), 1).await.unwrap();
+    let traded_at: Vec<_> = market.iter().filter(|e| e.event_type == "market.Traded").map(|e| e.occurred_at).collect();
+    assert_eq!(traded_at.len(), 2);
+    let operator = hob::events::StreamId::operator(hob::domain::UserId(v.operator.address().0 .0));
+    let confirmations = store.read_stream(&operator, 1).await.unwrap();
+    let first_settled_at =
+        confirmations.iter().find(|e| e.event_type == "operator.SettlementConfirmed").map(|e| e.occurred_at).unwrap();
+    assert!(
+        first_settled_at <= traded_at[1],
+        "trade 2 matched at {} before trade 1 settled at {first_settled_at}",
+        traded_at[1]
+    );
+    assert_eq!(v.next_batch_index().await, 2, "one batch per command");
+    v.assert_vault_equals_ledger(FEES_OF_ONE_TRADE * 7 / 4).await;
 }
 
 #[actix_rt::test]

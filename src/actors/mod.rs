@@ -16,6 +16,7 @@ pub mod market;
 pub mod order_auths;
 pub mod registry;
 pub mod settlement;
+pub mod settlement_wait;
 pub mod user;
 
 pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};

@@ -25,6 +25,8 @@ pub struct Registry<S: EventStore + 'static> {
     /// handled): actix does not expose its mailbox length, so senders count. Kept across
     /// restarts of the same stream.
     depths: std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    /// Markets in `confirm-before-commit` mode: each command waits for its trades' settlement.
+    confirming: std::sync::RwLock<std::collections::BTreeSet<MarketId>>,
 }
 
 /// Decrements a mailbox gauge when the reply (or an error) comes back, even on cancellation.
@@ -44,7 +46,23 @@ impl<S: EventStore + 'static> Registry<S> {
             markets: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             depths: std::sync::Mutex::new(HashMap::new()),
+            confirming: std::sync::RwLock::new(std::collections::BTreeSet::new()),
         }
+    }
+
+    /// Puts `market` in (or out of) `confirm-before-commit` mode.
+    pub fn set_confirm_before_commit(&self, market: MarketId, on: bool) {
+        // A poisoned lock means a panic mid-insert of one id; the set is still a set.
+        let mut confirming = self.confirming.write().unwrap_or_else(|e| e.into_inner());
+        if on {
+            confirming.insert(market);
+        } else {
+            confirming.remove(&market);
+        }
+    }
+
+    pub fn confirms_before_commit(&self, market: MarketId) -> bool {
+        self.confirming.read().unwrap_or_else(|e| e.into_inner()).contains(&market)
     }
 
     pub fn specs(&self) -> &Arc<BTreeMap<MarketId, MarketSpec>> {

@@ -29,7 +29,7 @@ use crate::api::rest::{self, Mounts};
 use crate::api::settlement_probe::OperatorProbe;
 use crate::api::state::{AppEngine, AppState, StateParts};
 use crate::chain::link::{ChainLink, ChainSetupError};
-use crate::config::{ChainMode, Config, ConfigError, MarketDef, StoreLocation};
+use crate::config::{ChainMode, Config, ConfigError, MarketDef, SettlementMode, StoreLocation};
 use crate::domain::AssetId;
 use crate::engine::{Engine, EngineConfig};
 use crate::events::EventStore;
@@ -136,6 +136,11 @@ impl RunningServer {
             relay_poll: config.engine.relay_poll(),
         };
         let engine = Engine::start(engine_config, store.clone(), queue, clock);
+        for market in config.markets.iter().filter(|m| m.settlement == SettlementMode::ConfirmBeforeCommit) {
+            if let Ok(id) = crate::domain::MarketId::new(&market.id) {
+                engine.set_confirm_before_commit(id, true);
+            }
+        }
         let projections = engine.start_projections(views.clone(), config.engine.projection_interval());
         let chain = match link {
             Some(link) => Some(Arc::new(start_chain(&engine, link, &config, &defs).await?)),
