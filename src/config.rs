@@ -93,14 +93,21 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The event store: `sqlite:<file>`.
+    /// The event store: `sqlite:<file>`, or `mongodb://host,.../<database>?replicaSet=...`.
     pub events: String,
-    /// The read-model (view) store: `sqlite:<file>`.
+    /// The read-model (view) store, the same two forms.
     pub views: String,
-    /// The queues between the actors: `in-process` (the only kind today).
+    /// The queues between the actors: `in-process` or `sqs`.
     pub queue: String,
     /// Most messages each in-process queue destination holds.
     pub queue_capacity: usize,
+    /// `sqs`: the endpoint (empty: AWS's own for the region; set for a VPC endpoint or moto).
+    pub sqs_endpoint: String,
+    pub sqs_region: String,
+    /// `sqs`: prefixed to every queue name (`{prefix}market.fifo` ...), e.g. an environment.
+    pub sqs_queue_prefix: String,
+    /// `sqs`: create the FIFO queues and their dead-letter queues at start (else they must exist).
+    pub sqs_create_queues: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -276,6 +283,10 @@ impl Default for StoreConfig {
             views: "sqlite:./data/views.db".to_owned(),
             queue: "in-process".to_owned(),
             queue_capacity: 100_000,
+            sqs_endpoint: String::new(),
+            sqs_region: "us-east-1".to_owned(),
+            sqs_queue_prefix: String::new(),
+            sqs_create_queues: false,
         }
     }
 }
@@ -395,13 +406,39 @@ pub struct MarketDef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
     Sqlite(PathBuf),
+    /// A MongoDB replica set (transactions need one); the database is the URI's path.
+    Mongo {
+        uri: String,
+        database: String,
+    },
 }
 
 impl StoreLocation {
     pub fn parse(option: &str, text: &str) -> Result<StoreLocation, ConfigError> {
-        match text.strip_prefix("sqlite:") {
-            Some(path) if !path.trim().is_empty() => Ok(StoreLocation::Sqlite(PathBuf::from(path))),
-            _ => Err(invalid(option, format!("{text:?} is not sqlite:<file> (the only store today)"))),
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            if !path.trim().is_empty() {
+                return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+            }
+        }
+        if let Some(rest) = text.strip_prefix("mongodb://").or_else(|| text.strip_prefix("mongodb+srv://")) {
+            let path = rest.split_once('/').map(|(_, path)| path).unwrap_or("");
+            let database = path.split('?').next().unwrap_or("");
+            let valid =
+                !database.is_empty() && database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(invalid(option, "a mongodb:// URI must name its database: mongodb://host/<database>?..."));
+            }
+            return Ok(StoreLocation::Mongo { uri: text.to_owned(), database: database.to_owned() });
+        }
+        Err(invalid(option, "must be sqlite:<file> or mongodb://host/<database>?replicaSet=..."))
+    }
+
+    /// Where, for messages: the file, or the MongoDB database (never the URI: it may hold a
+    /// password).
+    pub fn label(&self) -> PathBuf {
+        match self {
+            StoreLocation::Sqlite(path) => path.clone(),
+            StoreLocation::Mongo { database, .. } => PathBuf::from(format!("mongodb database {database}")),
         }
     }
 }
@@ -452,6 +489,10 @@ impl Config {
             "HOB_VIEWS" => self.store.views = v.to_owned(),
             "HOB_QUEUE" => self.store.queue = v.to_owned(),
             "HOB_QUEUE_CAPACITY" => self.store.queue_capacity = parse(v).map_err(err)?,
+            "HOB_SQS_ENDPOINT" => self.store.sqs_endpoint = v.to_owned(),
+            "HOB_SQS_REGION" => self.store.sqs_region = v.to_owned(),
+            "HOB_SQS_QUEUE_PREFIX" => self.store.sqs_queue_prefix = v.to_owned(),
+            "HOB_SQS_CREATE_QUEUES" => self.store.sqs_create_queues = parse(v).map_err(err)?,
             "HOB_SNAPSHOT_EVERY" => self.engine.snapshot_every = parse(v).map_err(err)?,
             "HOB_PROJECTION_INTERVAL_MS" => self.engine.projection_interval_ms = parse(v).map_err(err)?,
             "HOB_RELAY_POLL_MS" => self.engine.relay_poll_ms = parse(v).map_err(err)?,
@@ -553,11 +594,14 @@ impl Config {
         }
         StoreLocation::parse("store.events", &self.store.events)?;
         StoreLocation::parse("store.views", &self.store.views)?;
-        if self.store.events == self.store.views {
+        if self.store.events == self.store.views && self.store.events.starts_with("sqlite:") {
             return Err(invalid("store.views", "must be another file than store.events"));
         }
-        if self.store.queue != "in-process" {
-            return Err(invalid("store.queue", format!("{:?}: only \"in-process\" is available", self.store.queue)));
+        if self.store.queue != "in-process" && self.store.queue != "sqs" {
+            return Err(invalid("store.queue", format!("{:?}: \"in-process\" or \"sqs\"", self.store.queue)));
+        }
+        if self.store.queue == "sqs" && self.store.sqs_region.is_empty() {
+            return Err(invalid("store.sqs_region", "sqs needs a region"));
         }
         positive("store.queue_capacity", self.store.queue_capacity as u64)?;
         positive("engine.projection_interval_ms", self.engine.projection_interval_ms)?;

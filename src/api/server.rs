@@ -35,9 +35,11 @@ use crate::engine::{Engine, EngineConfig};
 use crate::events::EventStore;
 use crate::events::{StoreError, SystemClock};
 use crate::projections::ViewStoreError;
-use crate::queue::{operator_group, DestinationConfig, InProcessQueue};
+use crate::queue::any::AnyQueue;
+use crate::queue::{operator_group, DestinationConfig, InProcessQueue, SqsConfig, SqsQueue, SqsQueueNames};
+use crate::store::any::{AnyEventStore, AnyViewStore};
 use crate::store::sqlite_views::SqliteViewStore;
-use crate::store::SqliteEventStore;
+use crate::store::{MongoEventStore, MongoViewStore, SqliteEventStore};
 
 /// How long a stop waits for requests in flight.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -68,6 +70,8 @@ pub enum ServerError {
     Settlement(#[from] SettlementError),
     #[error("the admin operator: {0}")]
     Admin(String),
+    #[error("connecting to the queues: {0}")]
+    Queue(String),
     #[error(
         "chain.mode = \"anvil\" starts an empty chain, but the event store {0} holds an earlier run's events; \
          start from a fresh store (remove it and the view store) or settle on a persistent chain (mode = \"rpc\")"
@@ -89,14 +93,9 @@ impl RunningServer {
     /// port 0; `local_addr` tells the port taken.
     pub async fn start(mut config: Config) -> Result<RunningServer, ServerError> {
         let defs = config.validate()?;
-        let StoreLocation::Sqlite(events_path) = config.events_location()?;
-        let StoreLocation::Sqlite(views_path) = config.views_location()?;
-        create_parent(&events_path)?;
-        create_parent(&views_path)?;
-        let store = Arc::new(
-            SqliteEventStore::open(&events_path)
-                .map_err(|source| ServerError::EventStore { path: events_path.clone(), source })?,
-        );
+        let events_at = config.events_location()?;
+        let events_path = events_at.label();
+        let store = Arc::new(open_events(&events_at).await?);
         if config.chain.mode == ChainMode::Anvil {
             // Balances and settlement nonces in the store would not match a chain that starts
             // empty: refuse, rather than settle against the wrong state.
@@ -108,10 +107,7 @@ impl RunningServer {
                 return Err(ServerError::StaleStore(events_path));
             }
         }
-        let views = Arc::new(
-            SqliteViewStore::open(&views_path)
-                .map_err(|source| ServerError::ViewStore { path: views_path.clone(), source })?,
-        );
+        let views = Arc::new(open_views(&config.views_location()?).await?);
         // The chain before the engine: anvil mode fixes the domain users sign under (chain id, exchange)
         // and the settlement operator, which the engine and the API are built with.
         let link = connect_chain(&config, &defs).await?;
@@ -122,7 +118,7 @@ impl RunningServer {
         }
         let clock = Arc::new(SystemClock);
         let queue_config = DestinationConfig { capacity: config.store.queue_capacity, ..DestinationConfig::default() };
-        let queue = Arc::new(InProcessQueue::new(clock.clone(), queue_config));
+        let queue = Arc::new(open_queue(&config, clock.clone(), queue_config).await?);
         // What /readyz asks; a new dependency (the chain node) is one more `add` here.
         let mut readiness = Readiness::new();
         readiness.add("event_store", readiness::event_store_answers(store.clone()));
@@ -292,6 +288,49 @@ async fn start_chain(
     let issued = runtime.register_markets().await.map_err(|e| ServerError::Admin(e.to_string()))?;
     tracing::info!(issued, "market registrations issued to the admin operator");
     Ok(runtime)
+}
+
+/// The configured event store: the SQLite file (its directory created), or MongoDB.
+async fn open_events(at: &StoreLocation) -> Result<AnyEventStore, ServerError> {
+    let fail = |source| ServerError::EventStore { path: at.label(), source };
+    match at {
+        StoreLocation::Sqlite(path) => {
+            create_parent(path)?;
+            Ok(AnyEventStore::Sqlite(SqliteEventStore::open(path).map_err(fail)?))
+        }
+        StoreLocation::Mongo { uri, database } => {
+            Ok(AnyEventStore::Mongo(MongoEventStore::connect(uri, database).await.map_err(fail)?))
+        }
+    }
+}
+
+async fn open_views(at: &StoreLocation) -> Result<AnyViewStore, ServerError> {
+    let fail = |source| ServerError::ViewStore { path: at.label(), source };
+    match at {
+        StoreLocation::Sqlite(path) => {
+            create_parent(path)?;
+            Ok(AnyViewStore::Sqlite(SqliteViewStore::open(path).map_err(fail)?))
+        }
+        StoreLocation::Mongo { uri, database } => {
+            Ok(AnyViewStore::Mongo(MongoViewStore::connect(uri, database).await.map_err(fail)?))
+        }
+    }
+}
+
+/// The configured queues: in this process, or SQS FIFO (credentials from the AWS chain).
+async fn open_queue(
+    config: &Config,
+    clock: Arc<SystemClock>,
+    in_process: DestinationConfig,
+) -> Result<AnyQueue, ServerError> {
+    if config.store.queue != "sqs" {
+        return Ok(AnyQueue::InProcess(InProcessQueue::new(clock, in_process)));
+    }
+    let mut sqs = SqsConfig::aws(config.store.sqs_region.clone());
+    sqs.endpoint = Some(config.store.sqs_endpoint.clone()).filter(|e| !e.is_empty());
+    sqs.queue_names = SqsQueueNames::with_prefix(&config.store.sqs_queue_prefix);
+    sqs.create_queues = config.store.sqs_create_queues;
+    Ok(AnyQueue::Sqs(SqsQueue::connect(sqs).await.map_err(|e| ServerError::Queue(e.to_string()))?))
 }
 
 fn create_parent(path: &Path) -> Result<(), ServerError> {

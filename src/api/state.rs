@@ -21,13 +21,13 @@ use crate::api::sessions::Sessions;
 use crate::config::{AuthConfig, Limits, WebSocketConfig};
 use crate::domain::{AssetId, MarketId, UserId};
 use crate::engine::{Engine, ProjectionStats};
-use crate::queue::InProcessQueue;
-use crate::store::sqlite_views::SqliteViewStore;
-use crate::store::SqliteEventStore;
+use crate::queue::any::AnyQueue;
+use crate::store::any::{AnyEventStore, AnyViewStore};
 
-pub type Events = SqliteEventStore;
-pub type Views = SqliteViewStore;
-pub type Queues = InProcessQueue;
+/// The adapters `hob serve` was configured with (`store.events`, `store.views`, `store.queue`).
+pub type Events = AnyEventStore;
+pub type Views = AnyViewStore;
+pub type Queues = AnyQueue;
 pub type AppEngine = Engine<Events, Queues>;
 
 pub struct AppState {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::domain::{MarketId, UserId};
 use crate::events::StreamId;
 
+pub mod any;
 pub mod conformance;
 pub mod consumer;
 pub mod inprocess;

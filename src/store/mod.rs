@@ -1,5 +1,6 @@
 //! Adapters for the `events::EventStore` port.
 
+pub mod any;
 pub mod memory;
 pub mod mongo;
 pub mod mongo_codec;
