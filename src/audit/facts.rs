@@ -51,6 +51,9 @@ pub struct Facts {
     pub user_voids: BTreeMap<(TradeKey, OrderId), Vec<UserVoid>>,
     pub deposits: BTreeMap<AssetId, u128>,
     pub withdrawals: BTreeMap<AssetId, u128>,
+    /// Per user and asset: deposits and withdrawals (for settled balances).
+    pub user_deposits: BTreeMap<(UserId, AssetId), u128>,
+    pub user_withdrawals: BTreeMap<(UserId, AssetId), u128>,
     /// Sum over users of available + locked + settling, after their last event.
     pub balances: BTreeMap<AssetId, u128>,
     /// Trades in a `SettlementConfirmed` batch, with every place they were confirmed.

@@ -7,10 +7,13 @@
 
 pub mod chain;
 pub mod facts;
+pub mod cli;
 pub mod inspect;
 pub mod invariants;
+pub mod onchain;
 pub mod replay;
 pub mod report;
+pub mod settled;
 
 pub use report::{Check, Findings, Report, Violation};
 
@@ -45,6 +48,7 @@ pub async fn audit<S: EventStore>(store: &S, mut progress: impl FnMut(Progress))
         progress(Progress { streams_done: done as u64 + 1, streams_total: report.streams, events: report.events });
     }
     invariants::check_all(&replayer.facts, &mut report.findings);
+    (report.settled, report.settled_errors) = settled::settled_balances(&replayer.facts, &replayer.specs);
     Ok(report)
 }
 

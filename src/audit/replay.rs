@@ -221,10 +221,14 @@ impl Replayer {
         };
         match event {
             UserEvent::Deposited { asset, amount } => {
-                Facts::add(&mut self.facts.deposits, *asset, amount.0).map_err(&mut overflow)?
+                Facts::add(&mut self.facts.deposits, *asset, amount.0).map_err(&mut overflow)?;
+                let per_user = self.facts.user_deposits.entry((state.user(), *asset)).or_default();
+                *per_user = per_user.saturating_add(amount.0);
             }
             UserEvent::Withdrawn { asset, amount } => {
-                Facts::add(&mut self.facts.withdrawals, *asset, amount.0).map_err(&mut overflow)?
+                Facts::add(&mut self.facts.withdrawals, *asset, amount.0).map_err(&mut overflow)?;
+                let per_user = self.facts.user_withdrawals.entry((state.user(), *asset)).or_default();
+                *per_user = per_user.saturating_add(amount.0);
             }
             UserEvent::OrderPlaced { market, spec, .. } => match self.specs.get(market) {
                 Some(known) if known != spec => {

@@ -125,6 +125,10 @@ pub struct Report {
     pub findings: Findings,
     /// What "settled" meant in the on-chain comparison, when it ran.
     pub settled_definition: Option<&'static str>,
+    /// Off-chain settled balances per (user, asset) (`settled.rs`), for the on-chain comparison.
+    pub settled: super::settled::Settled,
+    /// Confirmed trades whose settled effect could not be computed.
+    pub settled_errors: Vec<String>,
 }
 
 impl Report {
@@ -209,7 +213,7 @@ mod tests {
         findings.count(Check::Replay, 3);
         findings.count(Check::HashChain, 3);
         findings.violate(Check::HashChain, Some("market:BTC-USDT"), Some(2), "bad hash");
-        let report = Report { streams: 1, events: 3, findings, settled_definition: None };
+        let report = Report { streams: 1, events: 3, findings, ..Report::default() };
 
         // then the report fails, naming the stream and version, in text and JSON
         assert!(!report.ok());
