@@ -208,6 +208,6 @@ mod tests {
         assert!(StoreLocation::parse("sqlite:").is_err());
         assert!(StoreLocation::parse("/tmp/x.db").is_err());
         let mongo = StoreLocation::parse("mongodb://h/hob").unwrap();
-        assert!(mongo.open_sqlite().unwrap_err().contains("not built in yet"));
+        assert!(mongo.open_sqlite().err().unwrap().contains("not built in yet"));
     }
 }
