@@ -16,10 +16,10 @@ use chrono::DateTime;
 use hob::audit::audit;
 use hob::domain::{
     Amount, AssetId, Bps, Market, MarketCommand, MarketEvent, MarketId, MarketSpec, NewOrder, OrderId, OrderRequest,
-    OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce, TimestampMs, UserCommand, UserEvent, UserId, UserState,
+    OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce, TimestampMs, UserCommand, UserId, UserState,
 };
 use hob::events::user_payload::encode_user_event;
-use hob::events::{encode_market_event, AppendRequest, EventStore, ManualClock, NewEvent, StreamId};
+use hob::events::{AppendRequest, EventStore, ManualClock, NewEvent, StreamId};
 use hob::store::SqliteEventStore;
 use uuid::Uuid;
 
@@ -131,7 +131,8 @@ impl Writer {
             let r = self.next();
             let u = (r % u64::from(USERS)) as u8;
             if r % 3 == 0 {
-                if let Some((order, _)) = self.states[u as usize].open_orders().next() {
+                let oldest = self.states[u as usize].open_orders().next().map(|(order, _)| order);
+                if let Some(order) = oldest {
                     self.user(u, UserCommand::Cancel { market: spec.id, order });
                     self.market(MarketCommand::Cancel { order, user: UserId([u + 1; 20]) });
                     continue;

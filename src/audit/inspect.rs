@@ -58,7 +58,7 @@ pub async fn inspect<S: EventStore>(
 ) -> Result<u64, InspectError> {
     let mut replayer = Replayer::default();
     if StreamKind::of(stream) == StreamKind::Market {
-        if let Ok(id) = MarketId::new(&stream.as_str()["market:".len()..]) {
+        if let Some(Ok(id)) = stream.as_str().strip_prefix("market:").map(MarketId::new) {
             find_spec(store, id, &mut replayer).await?;
         }
     }

@@ -52,7 +52,7 @@ pub fn fills_match_trades(facts: &Facts, findings: &mut Findings) {
                     }
                 }
                 more => {
-                    for fill in &more[1..] {
+                    for fill in more.iter().skip(1) {
                         let msg = format!("trade {key}: {role} order {order} filled {} times", more.len());
                         let (s, v) = place(&fill.at);
                         findings.violate(check, s, v, msg);
@@ -113,19 +113,19 @@ pub fn conservation(facts: &Facts, findings: &mut Findings) {
 pub fn settled_once(facts: &Facts, findings: &mut Findings) {
     let check = Check::SettledOnce;
     for (key, places) in &facts.confirmed {
+        let Some((first, again)) = places.split_first() else { continue };
         findings.count(check, 1);
-        let (s, v) = place(&places[0]);
+        let (s, v) = place(first);
         if !facts.trades.contains_key(key) {
             findings.violate(check, s, v, format!("confirmed trade {key} is in no market stream"));
         }
-        for again in &places[1..] {
-            let (s2, v2) = place(again);
-            let first = &places[0];
+        for other in again {
+            let (s2, v2) = place(other);
             let msg = format!("trade {key} confirmed again (first in {} v{})", first.stream, first.version);
             findings.violate(check, s2, v2, msg);
         }
-        if let Some(voids) = facts.operator_voids.get(key) {
-            let (vs, vv) = place(&voids[0].0);
+        if let Some((void_at, _)) = facts.operator_voids.get(key).and_then(|v| v.first()) {
+            let (vs, vv) = place(void_at);
             findings.violate(check, vs, vv, format!("trade {key} is voided but was settled in a confirmed batch"));
         }
     }
@@ -145,10 +145,10 @@ fn expected_void(trade: &Trade, order: OrderId, base: AssetId, quote: AssetId) -
 pub fn voids_compensated(facts: &Facts, findings: &mut Findings) {
     let check = Check::VoidsCompensated;
     for (key, voids) in &facts.operator_voids {
+        let Some(((at, trade), more)) = voids.split_first() else { continue };
         findings.count(check, 1);
-        let (at, trade) = &voids[0];
         let (s, v) = place(at);
-        for (again, _) in &voids[1..] {
+        for (again, _) in more {
             let (s2, v2) = place(again);
             findings.violate(check, s2, v2, format!("trade {key} voided again"));
         }
@@ -180,7 +180,7 @@ pub fn voids_compensated(facts: &Facts, findings: &mut Findings) {
                     findings.violate(check, us, uv, format!("voided trade {key}: compensated without a fill"));
                 }
                 (more, _) => {
-                    for extra in &more[1..] {
+                    for extra in more.iter().skip(1) {
                         let (us, uv) = place(&extra.at);
                         findings.violate(check, us, uv, format!("voided trade {key}: the {role} compensated twice"));
                     }

@@ -37,7 +37,8 @@ impl OnChain {
     pub async fn compare(&self, report: &mut Report) -> Result<(), String> {
         let url = self.rpc.parse().map_err(|e| format!("--rpc {:?}: {e}", self.rpc))?;
         let provider: DynProvider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
-        let exchange = HobExchange::new(self.exchange, provider.clone());
+        provider.get_chain_id().await.map_err(|e| format!("{}: {e}", self.rpc))?;
+        let exchange = HobExchange::new(self.exchange, provider);
         report.settled_definition = Some(SETTLED_DEFINITION);
         let check = Check::OnChainBalances;
         let findings = &mut report.findings;
@@ -64,7 +65,6 @@ impl OnChain {
                 findings.violate(check, Some(&stream), None, msg);
             }
         }
-        let _ = provider.get_chain_id().await.map_err(|e| format!("{}: {e}", self.rpc))?;
         Ok(())
     }
 }

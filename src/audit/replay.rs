@@ -82,7 +82,7 @@ impl Replayer {
     pub fn start(&self, stream: &StreamId, findings: &mut Findings) -> Actor {
         let s = stream.as_str();
         match StreamKind::of(stream) {
-            StreamKind::User => match UserId::from_hex(&s["user:".len()..]) {
+            StreamKind::User => match UserId::from_hex(s.strip_prefix("user:").unwrap_or(s)) {
                 Ok(user) => Actor::User(Box::new(UserState::new(user))),
                 Err(e) => {
                     findings.violate(Check::Replay, Some(s), None, format!("not a user stream name: {e}"));
@@ -90,7 +90,8 @@ impl Replayer {
                 }
             },
             StreamKind::Market => {
-                let spec = MarketId::new(&s["market:".len()..]).ok().and_then(|id| self.specs.get(&id));
+                let id = MarketId::new(s.strip_prefix("market:").unwrap_or(s));
+                let spec = id.ok().and_then(|id| self.specs.get(&id));
                 match spec {
                     Some(spec) => Actor::Market(MarketReplay::new(spec.clone())),
                     None => {
