@@ -141,11 +141,7 @@ fn violations(report: &Value, check: &str) -> Vec<(Option<String>, Option<u64>, 
         .unwrap()
         .iter()
         .map(|v| {
-            (
-                v["stream"].as_str().map(str::to_owned),
-                v["version"].as_u64(),
-                v["message"].as_str().unwrap().to_owned(),
-            )
+            (v["stream"].as_str().map(str::to_owned), v["version"].as_u64(), v["message"].as_str().unwrap().to_owned())
         })
         .collect()
 }
@@ -238,7 +234,8 @@ async fn a_deleted_commit_and_a_truncated_stream_are_named_by_stream_and_version
     let of = |s: &StreamId| broken.iter().find(|v| v.0.as_deref() == Some(s.as_str())).cloned();
     let (_, version, message) = of(&market).unwrap_or_else(|| panic!("{broken:?}"));
     assert!(
-        version == Some(gone_first) || (version == Some(gone_last + 1) && message.contains(&format!("expected {gone_first}"))),
+        version == Some(gone_first)
+            || (version == Some(gone_last + 1) && message.contains(&format!("expected {gone_first}"))),
         "{version:?} {message}"
     );
     let (_, version, message) = of(&bob).unwrap_or_else(|| panic!("{broken:?}"));
@@ -272,8 +269,13 @@ async fn a_fill_without_a_trade_keeps_the_chain_valid_but_fails_the_invariants()
         };
         let e = encode_user_event(&UserEvent::FillApplied { market: spec().id, order: w.resting, trade });
         let event = NewEvent::new(&SystemClock, Uuid::nil(), Uuid::nil(), e.event_type, e.schema_version, e.payload);
-        let append =
-            AppendRequest { stream: carol.clone(), expected_version: version, events: vec![event], outbox: vec![], idempotency_key: None };
+        let append = AppendRequest {
+            stream: carol.clone(),
+            expected_version: version,
+            events: vec![event],
+            outbox: vec![],
+            idempotency_key: None,
+        };
         store.append(append).await.unwrap();
     }
 

@@ -88,7 +88,7 @@ impl Streams {
     /// The order through its user and the market, and the market's events back to both users.
     fn place(&mut self, o: NewOrder, nonce: u64) {
         let spec = spec();
-        let request = OrderRequest { market: spec.id, order: o.clone(), client_order_id: None, nonce, auth: None };
+        let request = OrderRequest { market: spec.id, order: o, client_order_id: None, nonce, auth: None };
         self.user(o.user, UserCommand::Place { spec: &spec, request });
         let mut out = Vec::new();
         self.live.execute(MarketCommand::Place(o), TimestampMs(1), &mut out);
@@ -127,7 +127,13 @@ impl Streams {
         self.operators.push(vec![
             self.queued(),
             OperatorEvent::BatchOpened { batch: 1, trades: vec![key] },
-            OperatorEvent::SettlementConfirmed { batch: 1, chain_index: 0, tx: TxHash::ZERO, block: 1, trades: vec![key] },
+            OperatorEvent::SettlementConfirmed {
+                batch: 1,
+                chain_index: 0,
+                tx: TxHash::ZERO,
+                block: 1,
+                trades: vec![key],
+            },
         ]);
     }
 
@@ -241,7 +247,10 @@ fn a_taker_traded_beyond_its_quantity_is_an_overfill() {
     let over = messages(&f, Check::NoOverfill);
     assert_eq!(over.len(), 1, "{over:?}");
     let version = s.market.iter().position(|e| matches!(e, MarketEvent::Traded(_))).unwrap() as u64 + 1;
-    assert!(over[0].contains(&format!("v{:?}", Some(version))) && over[0].contains("taker order 2 by 3 lots, only 2 open"), "{over:?}");
+    assert!(
+        over[0].contains(&format!("v{:?}", Some(version))) && over[0].contains("taker order 2 by 3 lots, only 2 open"),
+        "{over:?}"
+    );
 }
 
 #[test]
@@ -264,7 +273,10 @@ fn a_book_left_crossed_is_named_at_the_event_that_crossed_it() {
     let (f, _) = s.audit();
     let crossed = messages(&f, Check::BookNotCrossed);
     assert_eq!(crossed.len(), 1, "{crossed:?}");
-    assert!(crossed[0].contains(&format!("v{:?}", Some(version))) && crossed[0].contains("1010 >= best ask 1000"), "{crossed:?}");
+    assert!(
+        crossed[0].contains(&format!("v{:?}", Some(version))) && crossed[0].contains("1010 >= best ask 1000"),
+        "{crossed:?}"
+    );
 }
 
 #[test]
@@ -281,7 +293,11 @@ fn a_settled_trade_is_in_exactly_one_confirmed_batch() {
     let (f, _) = s.audit();
     let again = messages(&f, Check::SettledOnce);
     assert_eq!(again.len(), 1, "{again:?}");
-    assert!(again[0].contains("operator:0x0000000000000000000000000000000000000002") && again[0].contains("confirmed again"), "{again:?}");
+    assert!(
+        again[0].contains("operator:0x0000000000000000000000000000000000000002")
+            && again[0].contains("confirmed again"),
+        "{again:?}"
+    );
 }
 
 #[test]
@@ -299,7 +315,10 @@ fn a_voided_trade_is_compensated_on_both_sides() {
     let (f, _) = s.audit();
     let uncompensated = messages(&f, Check::VoidsCompensated);
     assert_eq!(uncompensated.len(), 1, "{uncompensated:?}");
-    assert!(uncompensated[0].contains("the taker") && uncompensated[0].contains(&format!("user:{ALICE}")), "{uncompensated:?}");
+    assert!(
+        uncompensated[0].contains("the taker") && uncompensated[0].contains(&format!("user:{ALICE}")),
+        "{uncompensated:?}"
+    );
     assert!(messages(&f, Check::Conservation).iter().any(|m| m.contains("asset BTC")));
 }
 

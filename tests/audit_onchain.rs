@@ -143,5 +143,8 @@ fn vault_balances_are_compared_with_settled_balances() {
     let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "on_chain_balances").unwrap().clone();
     let v = &check["violations"][0];
     assert_eq!(v["stream"], StreamId::user(user).as_str());
-    assert!(v["message"].as_str().unwrap().contains("on-chain vault balance 5001, off-chain settled balance 5000"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("on-chain vault balance 5001, off-chain settled balance 5000"),
+        "{v}"
+    );
 }

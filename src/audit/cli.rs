@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn store_locations_parse_or_say_why_not() {
         assert_eq!(StoreLocation::parse("sqlite:/tmp/x.db"), Ok(StoreLocation::Sqlite("/tmp/x.db".into())));
-        assert_eq!(StoreLocation::parse("mongodb://h:27017/hob"), Ok(StoreLocation::MongoDb("mongodb://h:27017/hob".into())));
+        assert_eq!(
+            StoreLocation::parse("mongodb://h:27017/hob"),
+            Ok(StoreLocation::MongoDb("mongodb://h:27017/hob".into()))
+        );
         assert!(StoreLocation::parse("sqlite:").is_err());
         assert!(StoreLocation::parse("/tmp/x.db").is_err());
         let mongo = StoreLocation::parse("mongodb://h/hob").unwrap();

@@ -98,7 +98,8 @@ fn describe(e: &SealedEvent, actor: &Actor) -> Inspected {
         occurred_at: e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         event_type: e.event_type.clone(),
         schema_version: e.schema_version,
-        payload: serde_json::from_slice(&e.payload).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into())),
+        payload: serde_json::from_slice(&e.payload)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into())),
         state: summary(actor),
     }
 }

@@ -30,7 +30,9 @@ pub fn fills_match_trades(facts: &Facts, findings: &mut Findings) {
     let check = Check::FillsMatchTrades;
     for (key, (at, trade)) in &facts.trades {
         findings.count(check, 1);
-        for (role, order, user) in [("maker", trade.maker_order, trade.maker_user), ("taker", trade.taker_order, trade.taker_user)] {
+        for (role, order, user) in
+            [("maker", trade.maker_order, trade.maker_user), ("taker", trade.taker_order, trade.taker_user)]
+        {
             let fills = facts.fills.get(&(*key, order)).map_or(&[][..], Vec::as_slice);
             let (s, v) = place(at);
             match fills {
@@ -46,7 +48,8 @@ pub fn fills_match_trades(facts: &Facts, findings: &mut Findings) {
                         let (s, v) = place(&fill.at);
                         findings.violate(check, s, v, msg);
                     } else if fill.trade != *trade {
-                        let msg = format!("fill of trade {key} differs from the trade in {} v{}", at.stream, at.version);
+                        let msg =
+                            format!("fill of trade {key} differs from the trade in {} v{}", at.stream, at.version);
                         let (s, v) = place(&fill.at);
                         findings.violate(check, s, v, msg);
                     }
@@ -152,7 +155,9 @@ pub fn voids_compensated(facts: &Facts, findings: &mut Findings) {
             let (s2, v2) = place(again);
             findings.violate(check, s2, v2, format!("trade {key} voided again"));
         }
-        for (role, order, user) in [("maker", trade.maker_order, trade.maker_user), ("taker", trade.taker_order, trade.taker_user)] {
+        for (role, order, user) in
+            [("maker", trade.maker_order, trade.maker_user), ("taker", trade.taker_order, trade.taker_user)]
+        {
             let user_voids = facts.user_voids.get(&(*key, order)).map_or(&[][..], Vec::as_slice);
             let fill = facts.fills.get(&(*key, order)).and_then(|f| f.first());
             match (user_voids, fill) {

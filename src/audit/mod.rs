@@ -6,8 +6,8 @@
 //! after each.
 
 pub mod chain;
-pub mod facts;
 pub mod cli;
+pub mod facts;
 pub mod inspect;
 pub mod invariants;
 pub mod onchain;
@@ -134,7 +134,9 @@ async fn read_page<S: EventStore>(
 ) -> Result<Result<Vec<SealedEvent>, (u64, String)>, StoreError> {
     match store.read_stream_sealed(stream, from, AUDIT_PAGE).await {
         Ok(page) => Ok(Ok(page)),
-        Err(StoreError::Corrupt { version, reason, .. }) => Ok(Err((version, format!("stored row unreadable: {reason}")))),
+        Err(StoreError::Corrupt { version, reason, .. }) => {
+            Ok(Err((version, format!("stored row unreadable: {reason}"))))
+        }
         Err(e) => Err(e),
     }
 }

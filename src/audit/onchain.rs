@@ -25,7 +25,8 @@ impl OnChain {
         let exchange: Address = exchange.parse().map_err(|e| format!("--exchange {exchange:?}: {e}"))?;
         let mut map = BTreeMap::new();
         for t in tokens {
-            let (symbol, address) = t.split_once('=').ok_or_else(|| format!("--token {t:?}: expected SYMBOL=0xaddress"))?;
+            let (symbol, address) =
+                t.split_once('=').ok_or_else(|| format!("--token {t:?}: expected SYMBOL=0xaddress"))?;
             let asset = AssetId::new(symbol).map_err(|e| format!("--token {t:?}: {e}"))?;
             let address: Address = address.parse().map_err(|e| format!("--token {t:?}: {e}"))?;
             map.insert(asset, address);

@@ -46,7 +46,7 @@ impl StreamKind {
 
 /// One stream's actor, being rebuilt.
 pub enum Actor {
-    Market(MarketReplay),
+    Market(Box<MarketReplay>),
     User(Box<UserState>),
     Operator(Box<OperatorState>),
     /// Nothing to rebuild: an `Other` stream, or one whose replay already failed.
@@ -93,7 +93,7 @@ impl Replayer {
                 let id = MarketId::new(s.strip_prefix("market:").unwrap_or(s));
                 let spec = id.ok().and_then(|id| self.specs.get(&id));
                 match spec {
-                    Some(spec) => Actor::Market(MarketReplay::new(spec.clone())),
+                    Some(spec) => Actor::Market(Box::new(MarketReplay::new(spec.clone()))),
                     None => {
                         let msg = "no user stream names this market's spec (OrderPlaced), so it cannot be replayed";
                         findings.violate(Check::Replay, Some(s), None, msg);
@@ -155,7 +155,7 @@ impl Replayer {
             findings.count(Check::NoOverfill, 1);
             for (role, order) in [("maker", trade.maker_order), ("taker", trade.taker_order)] {
                 match m.open.get_mut(&order) {
-                    Some(open) if *open >= trade.qty => *open = *open - trade.qty,
+                    Some(open) if *open >= trade.qty => *open -= trade.qty,
                     Some(open) => {
                         let msg = format!(
                             "trade {} fills {role} order {order} by {} lots, only {} open",

@@ -2,7 +2,7 @@
 //! naming its stream and version where it has one; rendered as text for people and as JSON
 //! (shape `hob.audit.v1`, documented in README.md) for tools.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
@@ -75,7 +75,7 @@ pub struct Findings {
     checked: BTreeMap<Check, u64>,
     /// Checks that ran (a check not run, like the on-chain comparison without `--rpc`, is
     /// left out of the report rather than shown as passing).
-    ran: BTreeMap<Check, ()>,
+    ran: BTreeSet<Check>,
     violations: Vec<Violation>,
 }
 
@@ -83,17 +83,12 @@ impl Findings {
     /// Marks `check` as run, having looked at `n` more things.
     pub fn count(&mut self, check: Check, n: u64) {
         *self.checked.entry(check).or_default() += n;
-        self.ran.insert(check, ());
+        self.ran.insert(check);
     }
 
     pub fn violate(&mut self, check: Check, stream: Option<&str>, version: Option<u64>, message: impl Into<String>) {
-        self.ran.insert(check, ());
-        self.violations.push(Violation {
-            check,
-            stream: stream.map(str::to_owned),
-            version,
-            message: message.into(),
-        });
+        self.ran.insert(check);
+        self.violations.push(Violation { check, stream: stream.map(str::to_owned), version, message: message.into() });
     }
 
     pub fn violations(&self) -> &[Violation] {
@@ -109,7 +104,7 @@ impl Findings {
     }
 
     pub fn ran(&self, check: Check) -> bool {
-        self.ran.contains_key(&check)
+        self.ran.contains(&check)
     }
 
     pub fn ok(&self) -> bool {
@@ -143,7 +138,8 @@ impl Report {
         for &check in Check::ALL.iter().filter(|c| self.findings.ran(**c)) {
             let bad: Vec<&Violation> = self.findings.of(check).collect();
             let verdict = if bad.is_empty() { "PASS" } else { "FAIL" };
-            let _ = write!(out, "{verdict} {:<19} {} {} checked", check.name(), self.findings.checked(check), check.unit());
+            let _ =
+                write!(out, "{verdict} {:<19} {} {} checked", check.name(), self.findings.checked(check), check.unit());
             if !bad.is_empty() {
                 let _ = write!(out, ", {} violation{}", bad.len(), if bad.len() == 1 { "" } else { "s" });
             }

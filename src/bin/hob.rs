@@ -187,7 +187,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Audit(a) => {
-            let options = AuditOptions { store: a.store, json: a.json, rpc: a.rpc, exchange: a.exchange, tokens: a.token };
+            let options =
+                AuditOptions { store: a.store, json: a.json, rpc: a.rpc, exchange: a.exchange, tokens: a.token };
             std::process::exit(hob::audit::cli::audit(&options))
         }
         Command::Inspect(a) => {

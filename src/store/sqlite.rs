@@ -19,10 +19,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
-use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, SealedEvent, Snapshot, StoreError};
+use crate::events::store::{
+    AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, SealedEvent, Snapshot, StoreError,
+};
 use crate::store::sqlite_codec::{
-    all_published, decode_commit, decode_commit_raw, decode_commit_sealed, decode_outbox, encode_outbox, is_published, set_published,
-    CodecError, CommitWriter,
+    all_published, decode_commit, decode_commit_raw, decode_commit_sealed, decode_outbox, encode_outbox, is_published,
+    set_published, CodecError, CommitWriter,
 };
 
 #[derive(Clone, Debug)]
