@@ -211,12 +211,16 @@ async fn an_edited_payload_is_named_by_stream_and_version() {
 
 #[actix_rt::test]
 async fn a_deleted_commit_and_a_truncated_stream_are_named_by_stream_and_version() {
-    // given the engine's store, with a commit in the middle of the market's stream deleted and
-    // the last commit of bob's stream deleted
+    // given the engine's store, with a commit in the middle of the market's stream deleted,
+    // the last commit of bob's stream deleted, and the last commit of carol's cut short
     let w = write_store().await;
     let market = StreamId::market(spec().id);
     let bob = StreamId::user(user(2));
+    let carol = StreamId::user(user(3));
     let raw = rusqlite::Connection::open(&w.path).unwrap();
+    let (seq, carol_first, carol_last, mut blob) = commits(&raw, carol.as_str()).pop().unwrap();
+    blob.truncate(blob.len() - 10);
+    raw.execute("UPDATE commits SET events = ?2 WHERE seq = ?1", rusqlite::params![seq, blob]).unwrap();
     let market_commits = commits(&raw, market.as_str());
     assert!(market_commits.len() >= 3, "{}", market_commits.len());
     let (seq, gone_first, gone_last, _) = market_commits[1].clone();
@@ -241,6 +245,9 @@ async fn a_deleted_commit_and_a_truncated_stream_are_named_by_stream_and_version
     let (_, version, message) = of(&bob).unwrap_or_else(|| panic!("{broken:?}"));
     assert_eq!(version, Some(bob_last_first), "{message}");
     assert!(message.contains("missing"), "{message}");
+    let (_, version, message) = of(&carol).unwrap_or_else(|| panic!("{broken:?}"));
+    assert!(version.is_some_and(|v| (carol_first..=carol_last).contains(&v)), "{version:?} {message}");
+    assert!(message.contains("unreadable"), "{message}");
 }
 
 #[actix_rt::test]
