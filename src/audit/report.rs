@@ -52,7 +52,8 @@ impl Check {
     pub fn unit(self) -> &'static str {
         match self {
             Check::HashChain | Check::Replay | Check::BookNotCrossed => "events",
-            Check::Conservation | Check::OnChainBalances => "balances",
+            Check::Conservation => "assets",
+            Check::OnChainBalances => "balances",
             Check::NoOverfill | Check::FillsMatchTrades => "trades",
             Check::SettledOnce | Check::VoidsCompensated => "trades",
         }
