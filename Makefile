@@ -44,3 +44,4 @@ bench: tools
 	$(CARGO) bench --bench pipeline
 	$(CARGO) bench --bench settlement_gas
 	$(CARGO) bench --bench settlement_latency
+	$(CARGO) bench --bench audit

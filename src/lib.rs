@@ -3,6 +3,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod domain;

@@ -261,31 +261,64 @@ impl EventEnvelope {
     /// The hash, given the payload's canonical encoding (which the store also keeps as the
     /// stored text, so it is computed once per event).
     pub fn hash_with_payload(&self, canonical_payload: &[u8]) -> [u8; 32] {
-        fn bytes(h: &mut Sha256, b: &[u8]) {
-            h.update((b.len() as u64).to_be_bytes());
-            h.update(b);
-        }
-        let mut h = Sha256::new();
-        bytes(&mut h, b"hob.event.v1");
-        bytes(&mut h, self.stream.as_str().as_bytes());
-        h.update(self.version.to_be_bytes());
-        h.update(self.event_id.as_bytes());
-        h.update(self.occurred_at.timestamp_micros().to_be_bytes());
-        h.update(self.correlation_id.as_bytes());
-        h.update(self.causation_id.as_bytes());
-        match &self.idempotency_key {
-            None => h.update([0u8]),
-            Some(key) => {
-                h.update([1u8]);
-                bytes(&mut h, key.as_bytes());
-            }
-        }
-        bytes(&mut h, self.event_type.as_bytes());
-        h.update(self.schema_version.to_be_bytes());
-        bytes(&mut h, canonical_payload);
-        h.update(self.prev_hash);
-        h.finalize().into()
+        hash_fields(&HashedFields {
+            stream: self.stream.as_str(),
+            version: self.version,
+            event_id: self.event_id,
+            occurred_at_micros: self.occurred_at.timestamp_micros(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            idempotency_key: self.idempotency_key.as_deref(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            canonical_payload,
+            prev_hash: self.prev_hash,
+        })
     }
+}
+
+/// Everything an event's hash covers, borrowed: the auditor hashes stored events from their
+/// stored text without building an envelope or a JSON value.
+pub struct HashedFields<'a> {
+    pub stream: &'a str,
+    pub version: u64,
+    pub event_id: Uuid,
+    pub occurred_at_micros: i64,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub idempotency_key: Option<&'a str>,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub canonical_payload: &'a [u8],
+    pub prev_hash: [u8; 32],
+}
+
+/// The event hash of `EventEnvelope::compute_hash`, from its fields.
+pub fn hash_fields(f: &HashedFields<'_>) -> [u8; 32] {
+    fn bytes(h: &mut Sha256, b: &[u8]) {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    }
+    let mut h = Sha256::new();
+    bytes(&mut h, b"hob.event.v1");
+    bytes(&mut h, f.stream.as_bytes());
+    h.update(f.version.to_be_bytes());
+    h.update(f.event_id.as_bytes());
+    h.update(f.occurred_at_micros.to_be_bytes());
+    h.update(f.correlation_id.as_bytes());
+    h.update(f.causation_id.as_bytes());
+    match f.idempotency_key {
+        None => h.update([0u8]),
+        Some(key) => {
+            h.update([1u8]);
+            bytes(&mut h, key.as_bytes());
+        }
+    }
+    bytes(&mut h, f.event_type.as_bytes());
+    h.update(f.schema_version.to_be_bytes());
+    bytes(&mut h, f.canonical_payload);
+    h.update(f.prev_hash);
+    h.finalize().into()
 }
 
 /// JSON with object keys sorted (by their UTF-8 bytes) at every depth and no whitespace.

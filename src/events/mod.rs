@@ -17,5 +17,7 @@ pub use envelope::{
 pub use payload::{
     decode_market_event, decode_market_event_bytes, encode_market_event, EncodedEvent, PayloadError, WireMarketEvent,
 };
-pub use store::{AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, RawEvent, Snapshot, StoreError};
+pub use store::{
+    AppendRequest, AppendResult, EventStore, OutboxEntry, OutboxRecord, RawEvent, SealedEvent, Snapshot, StoreError,
+};
 pub use upcast::{upcast_to_current, UpcastError};

@@ -85,6 +85,69 @@ impl RawEvent {
     }
 }
 
+/// A stored event with everything its hash covers, the payload as its stored canonical text:
+/// the auditor's read, which checks hashes without building a JSON value per event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedEvent {
+    pub version: u64,
+    pub event_id: uuid::Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: uuid::Uuid,
+    pub causation_id: uuid::Uuid,
+    pub idempotency_key: Option<String>,
+    pub event_type: String,
+    pub schema_version: u16,
+    /// The payload as canonical JSON text (what the hash covers).
+    pub payload: Vec<u8>,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+impl SealedEvent {
+    pub fn from_envelope(e: EventEnvelope) -> SealedEvent {
+        SealedEvent {
+            version: e.version,
+            event_id: e.event_id,
+            occurred_at: e.occurred_at,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            payload: super::envelope::canonical_json(&e.payload),
+            idempotency_key: e.idempotency_key,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+
+    /// The hash this event should carry as version `self.version` of `stream`.
+    pub fn compute_hash(&self, stream: &StreamId) -> [u8; 32] {
+        super::envelope::hash_fields(&super::envelope::HashedFields {
+            stream: stream.as_str(),
+            version: self.version,
+            event_id: self.event_id,
+            occurred_at_micros: self.occurred_at.timestamp_micros(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            idempotency_key: self.idempotency_key.as_deref(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            canonical_payload: &self.payload,
+            prev_hash: self.prev_hash,
+        })
+    }
+
+    /// The replay's view of the event.
+    pub fn raw(&self) -> RawEvent {
+        RawEvent {
+            version: self.version,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub stream: StreamId,
@@ -177,6 +240,20 @@ pub trait EventStore: Send + Sync {
             // Portable fallback; adapters that store JSON text hand it over as it is.
             let page = self.read_stream_page(stream, from_version, limit).await?;
             Ok(page.into_iter().map(RawEvent::from_envelope).collect())
+        }
+    }
+
+    /// Like `read_stream_page`, as `SealedEvent`s: the auditor's path.
+    fn read_stream_sealed(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SealedEvent>, StoreError>> + Send {
+        async move {
+            // Portable fallback; adapters that store canonical JSON text hand it over as it is.
+            let page = self.read_stream_page(stream, from_version, limit).await?;
+            Ok(page.into_iter().map(SealedEvent::from_envelope).collect())
         }
     }
 

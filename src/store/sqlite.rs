@@ -19,10 +19,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::events::envelope::{EventEnvelope, StreamId, GENESIS_HASH};
-use crate::events::store::{AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, Snapshot, StoreError};
+use crate::events::store::{
+    AppendRequest, AppendResult, EventStore, OutboxEntry, RawEvent, SealedEvent, Snapshot, StoreError,
+};
 use crate::store::sqlite_codec::{
-    all_published, decode_commit, decode_commit_raw, decode_outbox, encode_outbox, is_published, set_published,
-    CodecError, CommitWriter,
+    all_published, decode_commit, decode_commit_raw, decode_commit_sealed, decode_outbox, encode_outbox, is_published,
+    set_published, CodecError, CommitWriter,
 };
 
 #[derive(Clone, Debug)]
@@ -511,6 +513,18 @@ fn read_stream_raw_sync(
     })
 }
 
+/// `read_stream_sync` for the auditor: every hashed field, the payload's stored text.
+fn read_stream_sealed_sync(
+    conn: &Connection,
+    stream: &StreamId,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<SealedEvent>, StoreError> {
+    read_stream_with(conn, stream, from_version, limit, |first, key, blob, from, out| {
+        decode_commit_sealed(first, &key, blob, from, limit, out)
+    })
+}
+
 /// Hands `stream`'s commits holding versions >= `from` to `decode` in order, checking they
 /// are gapless; `decode` returns the commit's event count, or None to stop.
 fn read_commits(
@@ -596,6 +610,16 @@ impl EventStore for SqliteEventStore {
     ) -> Result<Vec<RawEvent>, StoreError> {
         let stream = stream.clone();
         self.read(move |conn| read_stream_raw_sync(conn, &stream, from_version, limit)).await
+    }
+
+    async fn read_stream_sealed(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEvent>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |conn| read_stream_sealed_sync(conn, &stream, from_version, limit)).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {

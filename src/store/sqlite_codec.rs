@@ -23,7 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::events::envelope::{canonical_json, EventEnvelope, StreamId};
-use crate::events::store::{OutboxRecord, RawEvent};
+use crate::events::store::{OutboxRecord, RawEvent, SealedEvent};
 use crate::events::NewEvent;
 
 /// Why a packed column does not decode; the caller names stream and version.
@@ -178,6 +178,36 @@ pub fn decode_commit_raw(
 }
 
 /// One event of a commit, borrowed from the packed bytes.
+/// Unpacks one commit's events from version `from` on as `SealedEvent`s (the auditor's read):
+/// every hashed field, the payload's stored text as it is.
+pub fn decode_commit_sealed(
+    first_version: u64,
+    idempotency_key: &Option<String>,
+    bytes: &[u8],
+    from: u64,
+    limit: usize,
+    out: &mut Vec<SealedEvent>,
+) -> Result<u64, CodecError> {
+    walk_commit(first_version, bytes, |packed| {
+        if packed.version >= from && out.len() < limit {
+            out.push(SealedEvent {
+                version: packed.version,
+                event_id: packed.event_id,
+                occurred_at: packed.occurred_at,
+                correlation_id: packed.correlation_id,
+                causation_id: packed.causation_id,
+                idempotency_key: idempotency_key.clone(),
+                event_type: packed.event_type.to_owned(),
+                schema_version: packed.schema_version,
+                payload: packed.payload.to_vec(),
+                prev_hash: packed.prev_hash,
+                hash: packed.hash,
+            });
+        }
+        Ok(())
+    })
+}
+
 struct Packed<'a> {
     version: u64,
     event_id: Uuid,

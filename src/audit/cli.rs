@@ -1,0 +1,216 @@
+//! The `hob audit` and `hob inspect` commands behind the binary's argument parsing: open the
+//! store named by `--store`, run, print, and return the exit code (0 everything holds, 1
+//! violations, 2 usage or I/O error).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::inspect::{inspect as inspect_stream, InspectError, Inspected};
+use super::{audit as audit_store, Progress};
+use crate::events::StreamId;
+use crate::store::SqliteEventStore;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_VIOLATIONS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+pub struct AuditOptions {
+    pub store: String,
+    pub json: bool,
+    pub rpc: Option<String>,
+    pub exchange: Option<String>,
+    /// `SYMBOL=0xaddress` per asset compared on-chain.
+    pub tokens: Vec<String>,
+}
+
+pub struct InspectOptions {
+    pub stream: String,
+    pub store: String,
+    pub from: u64,
+    pub json: bool,
+}
+
+/// A `--store` value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(String),
+    MongoDb(String),
+}
+
+impl StoreLocation {
+    pub fn parse(s: &str) -> Result<StoreLocation, String> {
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err("--store sqlite: needs a file, e.g. sqlite:hob.db".into());
+            }
+            return Ok(StoreLocation::Sqlite(path.to_owned()));
+        }
+        if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+            return Ok(StoreLocation::MongoDb(s.to_owned()));
+        }
+        Err(format!("--store must be sqlite:<file> or mongodb://..., not {s:?}"))
+    }
+
+    /// Opens the store read as it is: a missing file is an error, never a fresh store.
+    fn open_sqlite(&self) -> Result<SqliteEventStore, String> {
+        match self {
+            StoreLocation::Sqlite(path) => {
+                if !Path::new(path).is_file() {
+                    return Err(format!("no event store at {path}"));
+                }
+                SqliteEventStore::open(path).map_err(|e| format!("opening {path}: {e}"))
+            }
+            StoreLocation::MongoDb(_) => {
+                Err("the MongoDB event store is not built in yet; audit a sqlite:<file> store".into())
+            }
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    let _ = writeln!(std::io::stderr(), "hob: {message}");
+    EXIT_USAGE
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+/// `hob audit`.
+pub fn audit(options: &AuditOptions) -> i32 {
+    let store = match StoreLocation::parse(&options.store).and_then(|l| l.open_sqlite()) {
+        Ok(store) => store,
+        Err(e) => return fail(e),
+    };
+    let onchain = match (&options.rpc, &options.exchange) {
+        (Some(rpc), Some(exchange)) => match super::onchain::OnChain::parse(rpc, exchange, &options.tokens) {
+            Ok(target) => Some(target),
+            Err(e) => return fail(e),
+        },
+        (None, None) if options.tokens.is_empty() => None,
+        _ => return fail("--rpc, --exchange and --token go together"),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let mut bar = ProgressLine::new();
+    let result = rt.block_on(async {
+        let mut report = audit_store(&store, |p| bar.show(p)).await.map_err(|e| e.to_string())?;
+        if let Some(target) = &onchain {
+            target.compare(&mut report).await?;
+        }
+        Ok::<_, String>(report)
+    });
+    bar.clear();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return fail(format!("audit: {e}")),
+    };
+    let text = if options.json { format!("{:#}\n", report.to_json()) } else { report.to_text() };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if report.ok() {
+        EXIT_OK
+    } else {
+        EXIT_VIOLATIONS
+    }
+}
+
+/// `hob inspect`.
+pub fn inspect(options: &InspectOptions) -> i32 {
+    let stream = match StreamId::parse(&options.stream) {
+        Ok(stream) => stream,
+        Err(e) => return fail(e),
+    };
+    let store = match StoreLocation::parse(&options.store).and_then(|l| l.open_sqlite()) {
+        Ok(store) => store,
+        Err(e) => return fail(e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let json = options.json;
+    let result = rt.block_on(inspect_stream(&store, &stream, options.from, |e| {
+        let _ = if json { writeln!(out, "{}", e.to_json()) } else { write_text(&mut out, &e) };
+    }));
+    let _ = out.flush();
+    match result {
+        Ok(_) => EXIT_OK,
+        Err(InspectError::Broken { stream, version, reason }) => {
+            let _ = writeln!(std::io::stderr(), "hob inspect: {stream} v{version}: {reason}");
+            EXIT_VIOLATIONS
+        }
+        Err(e) => fail(format!("inspect: {e}")),
+    }
+}
+
+fn write_text(out: &mut impl Write, e: &Inspected) -> std::io::Result<()> {
+    writeln!(out, "v{} {} {} (schema {})", e.version, e.occurred_at, e.event_type, e.schema_version)?;
+    writeln!(out, "  event: {}", e.payload)?;
+    if !e.state.is_null() {
+        writeln!(out, "  state: {}", e.state)?;
+    }
+    Ok(())
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal, redrawn at most
+/// ten times a second.
+struct ProgressLine {
+    enabled: bool,
+    last: Option<Instant>,
+    started: Instant,
+}
+
+impl ProgressLine {
+    fn new() -> ProgressLine {
+        ProgressLine { enabled: std::io::stderr().is_terminal(), last: None, started: Instant::now() }
+    }
+
+    fn show(&mut self, p: Progress) {
+        if !self.enabled || self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let rate = p.events as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let width = 30usize;
+        let filled = (p.streams_done as usize * width).checked_div(p.streams_total as usize).unwrap_or(width);
+        let _ = write!(
+            std::io::stderr(),
+            "\r[{}{}] {}/{} streams, {} events ({:.0}/s)",
+            "#".repeat(filled),
+            "-".repeat(width - filled.min(width)),
+            p.streams_done,
+            p.streams_total,
+            p.events,
+            rate
+        );
+    }
+
+    fn clear(&mut self) {
+        if self.enabled && self.last.is_some() {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code unwraps: a failure should fail the test.
+    use super::*;
+
+    #[test]
+    fn store_locations_parse_or_say_why_not() {
+        assert_eq!(StoreLocation::parse("sqlite:/tmp/x.db"), Ok(StoreLocation::Sqlite("/tmp/x.db".into())));
+        assert_eq!(
+            StoreLocation::parse("mongodb://h:27017/hob"),
+            Ok(StoreLocation::MongoDb("mongodb://h:27017/hob".into()))
+        );
+        assert!(StoreLocation::parse("sqlite:").is_err());
+        assert!(StoreLocation::parse("/tmp/x.db").is_err());
+        let mongo = StoreLocation::parse("mongodb://h/hob").unwrap();
+        assert!(mongo.open_sqlite().err().unwrap().contains("not built in yet"));
+    }
+}

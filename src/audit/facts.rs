@@ -1,0 +1,71 @@
+//! What replaying the streams leaves for the cross-stream checks: every trade as its market
+//! recorded it, every fill and void as each user recorded it, money in and out, the users'
+//! final balances, and what the settlement operators confirmed or voided. Each fact keeps the
+//! stream and version it came from, so a violation can name them.
+
+use std::collections::BTreeMap;
+
+use crate::domain::{AssetId, OrderId, Trade, UserId};
+use crate::settlement::TradeKey;
+
+/// Where a fact was read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct At {
+    pub stream: String,
+    pub version: u64,
+}
+
+impl At {
+    pub fn new(stream: &str, version: u64) -> At {
+        At { stream: stream.to_owned(), version }
+    }
+}
+
+/// One user's side of a trade, as its stream recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub at: At,
+    pub user: UserId,
+    pub trade: Trade,
+    /// The fee this side paid, in `fee_asset` (the market's quote).
+    pub fee: u128,
+    pub fee_asset: AssetId,
+}
+
+/// One user's void of its side of a trade.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserVoid {
+    pub at: At,
+    pub user: UserId,
+    pub reclaimed: (AssetId, u128),
+    pub restored: (AssetId, u128),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Every trade in a market stream.
+    pub trades: BTreeMap<TradeKey, (At, Trade)>,
+    /// Fills per (trade, order): exactly one each is expected.
+    pub fills: BTreeMap<(TradeKey, OrderId), Vec<Fill>>,
+    /// Voids per (trade, order), from user streams.
+    pub user_voids: BTreeMap<(TradeKey, OrderId), Vec<UserVoid>>,
+    pub deposits: BTreeMap<AssetId, u128>,
+    pub withdrawals: BTreeMap<AssetId, u128>,
+    /// Per user and asset: deposits and withdrawals (for settled balances).
+    pub user_deposits: BTreeMap<(UserId, AssetId), u128>,
+    pub user_withdrawals: BTreeMap<(UserId, AssetId), u128>,
+    /// Sum over users of available + locked + settling, after their last event.
+    pub balances: BTreeMap<AssetId, u128>,
+    /// Trades in a `SettlementConfirmed` batch, with every place they were confirmed.
+    pub confirmed: BTreeMap<TradeKey, Vec<At>>,
+    /// Trades an operator voided.
+    pub operator_voids: BTreeMap<TradeKey, Vec<(At, Trade)>>,
+}
+
+impl Facts {
+    pub fn add(map: &mut BTreeMap<AssetId, u128>, asset: AssetId, amount: u128) -> Result<(), String> {
+        let entry = map.entry(asset).or_default();
+        *entry = entry.checked_add(amount).ok_or_else(|| format!("{asset} total overflows u128"))?;
+        Ok(())
+    }
+}
