@@ -90,13 +90,6 @@ enum Command {
     Inspect(InspectArgs),
 }
 
-/// Prints a line of `hob serve`'s banner; a closed stdout must not take the server down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// `hob serve`'s flags; each overrides the config file and the `HOB_*` variables.
 #[derive(clap::Args)]
