@@ -168,7 +168,8 @@ struct LoadgenArgs {
 }
 
 fn seconds(flag: &str, s: f64) -> anyhow::Result<std::time::Duration> {
-    std::time::Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
 }
 
 fn loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
@@ -211,7 +212,9 @@ fn loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
                     println!("{step}");
                 }
                 match report.max_sustained_rate_per_s {
-                    Some(rate) => println!("highest sustained rate with ack p99 < {} ms: {rate:.0} orders/s", report.p99_limit_ms),
+                    Some(rate) => {
+                        println!("highest sustained rate with ack p99 < {} ms: {rate:.0} orders/s", report.p99_limit_ms)
+                    }
                     None => println!("no rate tried was sustained with ack p99 < {} ms", report.p99_limit_ms),
                 }
             }

@@ -50,8 +50,11 @@ pub fn rates(steps: &Steps) -> Vec<f64> {
 
 /// Runs `base` at each rate of `steps` (fresh traders each time) until one is not sustained.
 pub async fn find_max(base: &LoadConfig, steps: &Steps) -> Result<FindMaxReport, LoadgenError> {
-    let mut report =
-        FindMaxReport { p99_limit_ms: steps.p99_limit_us as f64 / 1_000.0, max_sustained_rate_per_s: None, steps: Vec::new() };
+    let mut report = FindMaxReport {
+        p99_limit_ms: steps.p99_limit_us as f64 / 1_000.0,
+        max_sustained_rate_per_s: None,
+        steps: Vec::new(),
+    };
     for (i, rate) in rates(steps).into_iter().enumerate() {
         let config = LoadConfig { rate_per_s: rate, seed: base.seed.wrapping_add(i as u64 * 7_919), ..base.clone() };
         let outcome = run(&config).await?;

@@ -116,7 +116,8 @@ pub struct Outcome {
 
 /// Orders up to 5 ticks either side of the mid; 60% IOC (see `mix`).
 fn order_mix(terms: &MarketTerms, mid: &str) -> Result<OrderMix, LoadgenError> {
-    let mid = Decimal::from_str(mid.trim()).map_err(|_| LoadgenError::Config(format!("--mid {mid:?} is not a decimal")))?;
+    let mid =
+        Decimal::from_str(mid.trim()).map_err(|_| LoadgenError::Config(format!("--mid {mid:?} is not a decimal")))?;
     let mut mix = OrderMix {
         mid_ticks: orders::mid_ticks(terms, mid)?,
         rest_ticks: 3,

@@ -88,9 +88,11 @@ impl Rest {
         let max_fee_bps = signing["min_max_fee_bps"].as_u64().and_then(|b| u16::try_from(b).ok());
 
         let markets: Vec<Value> = self.get("/api/v1/markets", None).await?;
-        let info = markets.iter().find(|m| m["id"] == market).ok_or_else(|| LoadgenError::UnknownMarket(market.into()))?;
+        let info =
+            markets.iter().find(|m| m["id"] == market).ok_or_else(|| LoadgenError::UnknownMarket(market.into()))?;
         let text = |field: &str| info[field].as_str().map(str::to_owned).ok_or_else(|| bad_market(market, field));
-        let decimal = |field: &str| text(field).and_then(|t| Decimal::from_str(&t).map_err(|_| bad_market(market, field)));
+        let decimal =
+            |field: &str| text(field).and_then(|t| Decimal::from_str(&t).map_err(|_| bad_market(market, field)));
         Ok(MarketTerms {
             market: market.to_owned(),
             base: text("base")?,
@@ -116,7 +118,8 @@ impl Rest {
     pub async fn login(&self, key: &PrivateKeySigner) -> Result<String, LoadgenError> {
         let address = key.address().to_checksum(None);
         let challenge: Value = self.post("/api/v1/auth/challenge", &json!({ "address": address })).await?;
-        let message = challenge["message"].as_str().ok_or_else(|| LoadgenError::Server("challenge without message".into()))?;
+        let message =
+            challenge["message"].as_str().ok_or_else(|| LoadgenError::Server("challenge without message".into()))?;
         let signature = key.sign_message_sync(message.as_bytes()).map_err(|e| LoadgenError::Sign(e.to_string()))?;
         let body = json!({
             "nonce": challenge["nonce"],

@@ -62,7 +62,8 @@ impl SpawnedServer {
             .stderr(log_err);
         let child = command.spawn().map_err(|e| LoadgenError::Spawn(format!("{}: {e}", hob.display())))?;
         let watchdog = stop_with_this_process(child.id());
-        let mut server = SpawnedServer { child, watchdog, dir, remove_dir, base_url: format!("http://127.0.0.1:{port}") };
+        let mut server =
+            SpawnedServer { child, watchdog, dir, remove_dir, base_url: format!("http://127.0.0.1:{port}") };
         server.wait_ready().await?;
         Ok(server)
     }
