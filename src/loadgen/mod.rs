@@ -240,6 +240,9 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
     Ok(Outcome { report, clients })
 }
 
+/// A client's index and its signed requests.
+type SignedClient = (usize, Vec<String>);
+
 /// Signs every client's orders, on as many threads as there are cores.
 fn sign_all(
     terms: &MarketTerms,
@@ -252,7 +255,7 @@ fn sign_all(
     let jobs: Vec<(usize, &PrivateKeySigner, usize)> =
         keys.iter().zip(due).enumerate().map(|(i, (k, d))| (i, k, d.len())).collect();
     let chunk = jobs.len().div_ceil(threads).max(1);
-    let signed: Vec<Result<Vec<(usize, Vec<String>)>, LoadgenError>> = std::thread::scope(|scope| {
+    let signed: Vec<Result<Vec<SignedClient>, LoadgenError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
