@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_codec::Framed;
@@ -16,6 +17,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use crate::loadgen::stats::{InFlight, Recorder};
 use crate::loadgen::LoadgenError;
@@ -138,13 +140,15 @@ impl Connection {
 }
 
 /// Sends `plan` from `start` on, records every answer in `recorder`, and waits for the last
-/// answers until `drain_until`.
+/// answers until `drain_until`. `wake` is notified at each send time (the pacer); tokio's
+/// coarser timer is the fallback.
 pub async fn drive(
     mut conn: Connection,
     mut plan: ClientPlan,
     start: Instant,
     drain_until: Instant,
     recorder: Rc<RefCell<Recorder>>,
+    wake: Arc<Notify>,
 ) -> ClientRun {
     let mut in_flight = InFlight::default();
     let mut run = ClientRun::default();
@@ -172,12 +176,13 @@ pub async fn drive(
         if run.lost.is_some() || (next == total && in_flight.outstanding() == 0) {
             break;
         }
-        let wake = if next < total { start + plan.due[next] } else { drain_until };
+        let wake_at = if next < total { start + plan.due[next] } else { drain_until };
         if next == total && Instant::now() >= drain_until {
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake_at)) => {}
             frame = conn.stream.next() => match frame {
                 Some(Ok(ws::Frame::Text(bytes))) => answer(&bytes, &mut in_flight, &recorder, &mut run),
                 Some(Ok(ws::Frame::Ping(bytes))) => {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod find_max;
 pub mod mix;
 pub mod orders;
+pub mod pacer;
 pub mod progress;
 pub mod report;
 pub mod schedule;
@@ -22,11 +23,13 @@ pub mod stats;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::{join, join_all};
 use rust_decimal::Decimal;
+use tokio::sync::Notify;
 
 use crate::loadgen::client::{ClientPlan, ClientRun};
 use crate::loadgen::mix::OrderMix;
@@ -191,6 +194,10 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
         .into_iter()
         .collect::<Result<Vec<_>, LoadgenError>>()?;
 
+    let wakers: Vec<Arc<Notify>> = due.iter().map(|_| Arc::new(Notify::new())).collect();
+    // A short lead so every client's first send is in the future when it starts.
+    let start = Instant::now() + Duration::from_millis(100);
+    let pacer = pacer::Pacer::start(start, &due, wakers.clone());
     let plans: Vec<ClientPlan> = requests
         .into_iter()
         .zip(due)
@@ -198,8 +205,6 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
         .collect();
     let scheduled: u64 = plans.iter().map(ClientPlan::measured).sum();
     let recorder = Rc::new(RefCell::new(Recorder::default()));
-    // A short lead so every client's first send is in the future when it starts.
-    let start = Instant::now() + Duration::from_millis(100);
     let drain_until = start + horizon + config.drain;
     let done = Rc::new(Cell::new(false));
     let drives = async {
@@ -207,7 +212,8 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
             connections
                 .into_iter()
                 .zip(plans)
-                .map(|(conn, plan)| client::drive(conn, plan, start, drain_until, recorder.clone())),
+                .zip(wakers)
+                .map(|((conn, plan), wake)| client::drive(conn, plan, start, drain_until, recorder.clone(), wake)),
         )
         .await;
         done.set(true);
@@ -220,6 +226,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
         }
     };
     let (runs, ()) = join(drives, progress).await;
+    drop(pacer);
 
     let in_flight_at_end = runs.iter().map(|r| r.in_flight_at_end).sum();
     let settings = ReportSettings {
