@@ -37,6 +37,7 @@ fn settings(rate: f64) -> ReportSettings {
         offered_rate_per_s: rate,
         duration_s: 0.01,
         warmup_s: 0.0,
+        answered_over_s: 0.01,
     }
 }
 
@@ -56,7 +57,7 @@ fn send_times_come_from_the_rate_alone_so_a_stalled_client_shows_the_stall_in_it
     }
     for i in 0..due.len() {
         let answered = in_flight.answered(i, answered_at).unwrap();
-        recorder.answered(answered, Ok(()));
+        recorder.answered(answered, answered_at, Ok(()));
     }
     let report = Report::new(settings(1_000.0), due.len() as u64, in_flight.outstanding_measured(), &recorder);
     // then the ack latency runs from the schedule and carries the stall (42 to 51 ms),
@@ -77,8 +78,9 @@ fn a_later_order_is_not_delayed_by_an_unanswered_earlier_one() {
     recorder.sent(true);
     recorder.sent(true);
     // when only the second is answered, 2 ms after its own schedule,
-    let answered = in_flight.answered(1, t0 + Duration::from_millis(12)).unwrap();
-    recorder.answered(answered, Ok(()));
+    let at = t0 + Duration::from_millis(12);
+    let answered = in_flight.answered(1, at).unwrap();
+    recorder.answered(answered, at, Ok(()));
     // then it counts 2 ms, and the first stays in flight: sent = acked + errors + in flight.
     let report = Report::new(settings(100.0), 2, in_flight.outstanding_measured(), &recorder);
     assert!((1_990..=2_010).contains(&report.ack_latency.max_us), "{:?}", report.ack_latency);

@@ -222,5 +222,5 @@ fn answer(bytes: &[u8], in_flight: &mut InFlight, recorder: &RefCell<Recorder>, 
             run.acked_order_ids.push(id.to_owned());
         }
     }
-    recorder.borrow_mut().answered(answered, outcome);
+    recorder.borrow_mut().answered(answered, at, outcome);
 }

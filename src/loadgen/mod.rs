@@ -229,6 +229,9 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
     drop(pacer);
 
     let in_flight_at_end = runs.iter().map(|r| r.in_flight_at_end).sum();
+    let measured_from = start + config.warmup;
+    let last_answer = recorder.borrow().last_answer;
+    let answered_over_s = last_answer.map_or(0.0, |at| at.saturating_duration_since(measured_from).as_secs_f64());
     let settings = ReportSettings {
         market: config.market.clone(),
         clients: config.clients,
@@ -236,6 +239,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
         offered_rate_per_s: config.rate_per_s,
         duration_s: config.duration.as_secs_f64(),
         warmup_s: config.warmup.as_secs_f64(),
+        answered_over_s,
     };
     let report = Report::new(settings, scheduled, in_flight_at_end, &recorder.borrow());
     let clients = keys

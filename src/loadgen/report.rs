@@ -57,8 +57,11 @@ pub struct Report {
     pub in_flight_at_end: u64,
     /// Scheduled, never sent (the client's connection was gone).
     pub not_sent: u64,
-    /// Acknowledged orders per second of the measured window.
+    /// Acknowledged orders per second, over the measured window or, when answers kept coming
+    /// after it ended, until the last answer.
     pub achieved_acks_per_s: f64,
+    /// The seconds `achieved_acks_per_s` is taken over.
+    pub answered_over_s: f64,
     /// Scheduled send -> the server's answer: the open-loop figure.
     pub ack_latency: Latency,
     /// Actual send -> answer: the server alone, without the client's own lateness.
@@ -68,7 +71,8 @@ pub struct Report {
 impl Report {
     pub fn new(settings: ReportSettings, scheduled: u64, in_flight_at_end: u64, recorder: &Recorder) -> Report {
         let errors = recorder.errors_total();
-        let achieved = if settings.duration_s > 0.0 { recorder.acked as f64 / settings.duration_s } else { 0.0 };
+        let over_s = settings.answered_over_s.max(settings.duration_s);
+        let achieved = if over_s > 0.0 { recorder.acked as f64 / over_s } else { 0.0 };
         Report {
             market: settings.market,
             clients: settings.clients,
@@ -84,6 +88,7 @@ impl Report {
             in_flight_at_end,
             not_sent: recorder.not_sent,
             achieved_acks_per_s: (achieved * 10.0).round() / 10.0,
+            answered_over_s: (over_s * 1_000.0).round() / 1_000.0,
             ack_latency: Latency::of(&recorder.from_schedule),
             service_latency: Latency::of(&recorder.from_send),
         }
@@ -99,6 +104,8 @@ pub struct ReportSettings {
     pub offered_rate_per_s: f64,
     pub duration_s: f64,
     pub warmup_s: f64,
+    /// From the end of the warm-up to the last counted answer.
+    pub answered_over_s: f64,
 }
 
 fn ms(us: u64) -> String {
@@ -129,7 +136,7 @@ impl fmt::Display for Report {
             "  orders           scheduled {}  sent {}  acked {}  errors {}  in flight at end {}  not sent {}",
             self.scheduled, self.sent, self.acked, self.errors, self.in_flight_at_end, self.not_sent
         )?;
-        writeln!(f, "  throughput       {:.1} acks/s", self.achieved_acks_per_s)?;
+        writeln!(f, "  throughput       {:.1} acks/s (over {:.1} s)", self.achieved_acks_per_s, self.answered_over_s)?;
         for (code, n) in &self.errors_by_code {
             writeln!(f, "  error            {code}: {n}")?;
         }

@@ -71,6 +71,8 @@ pub struct Recorder {
     pub acked: u64,
     pub errors: BTreeMap<String, u64>,
     pub not_sent: u64,
+    /// When the last counted answer came.
+    pub last_answer: Option<Instant>,
     pub from_schedule: Histogram<u64>,
     pub from_send: Histogram<u64>,
     /// Since the progress line last read it.
@@ -84,6 +86,7 @@ impl Default for Recorder {
             acked: 0,
             errors: BTreeMap::new(),
             not_sent: 0,
+            last_answer: None,
             from_schedule: histogram(),
             from_send: histogram(),
             window: histogram(),
@@ -99,10 +102,11 @@ impl Recorder {
     }
 
     /// An answer: `Ok` for a result, `Err(code)` for an error.
-    pub fn answered(&mut self, answered: Answered, outcome: Result<(), &str>) {
+    pub fn answered(&mut self, answered: Answered, at: Instant, outcome: Result<(), &str>) {
         if !answered.measured {
             return;
         }
+        self.last_answer = Some(self.last_answer.map_or(at, |last| last.max(at)));
         match outcome {
             Ok(()) => self.acked += 1,
             Err(code) => *self.errors.entry(code.to_owned()).or_default() += 1,
@@ -140,9 +144,9 @@ mod tests {
         recorder.sent(false);
         recorder.sent(true);
         let warm = in_flight.answered(0, t0 + Duration::from_millis(1)).unwrap();
-        recorder.answered(warm, Ok(()));
+        recorder.answered(warm, t0, Ok(()));
         let measured = in_flight.answered(1, t0 + Duration::from_millis(1)).unwrap();
-        recorder.answered(measured, Err("rate_limited"));
+        recorder.answered(measured, t0, Err("rate_limited"));
         assert_eq!(in_flight.answered(1, t0), None, "a second answer to one id is ignored");
         assert_eq!(in_flight.answered(7, t0), None, "an id never sent is ignored");
         assert_eq!((recorder.sent, recorder.acked, recorder.errors_total()), (1, 0, 1));
