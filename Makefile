@@ -1,7 +1,7 @@
 # The two set-up commands are `make run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: run smoke-run test lint bench build tools
+.PHONY: run smoke-run test lint bench build tools loadgen
 
 # `make run PROFILE=dev` runs a debug build (faster to build, slower to run).
 PROFILE ?= release
@@ -45,3 +45,9 @@ bench: tools
 	$(CARGO) bench --bench settlement_gas
 	$(CARGO) bench --bench settlement_latency
 	$(CARGO) bench --bench audit
+
+# Load test: `hob loadgen` against a `hob serve` it spawns (release build). Override the
+# load with LOADGEN_ARGS, e.g. make loadgen LOADGEN_ARGS="--find-max --rate 2000".
+LOADGEN_ARGS ?= --rate 20000 --clients 32 --duration 20 --warmup 3
+loadgen: build
+	./target/release/hob loadgen --spawn-server $(LOADGEN_ARGS)

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod fuzzing;
+pub mod loadgen;
 pub mod match_tool;
 pub mod projections;
 pub mod queue;

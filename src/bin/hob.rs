@@ -51,6 +51,9 @@ enum Command {
         #[arg(long, default_value_t = u64::MAX)]
         max_qty_lots: u64,
     },
+    /// Load-test a server: WebSocket clients placing signed orders at a target rate, open loop;
+    /// reports throughput and ack latency (see README.md, "Load generator").
+    Loadgen(LoadgenArgs),
     /// Rebuild read models from the events alone and print a summary.
     Replay {
         /// Rebuild every view (the only replay target today).
@@ -166,6 +169,127 @@ struct InspectArgs {
     json: bool,
 }
 
+/// `hob loadgen`'s flags.
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// The server's HTTP base (ignored with --spawn-server).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Start a `hob serve` of its own (this binary; temp stores, dev faucet, a free port,
+    /// rate limits raised) and stop it at the end.
+    #[arg(long)]
+    spawn_server: bool,
+    /// WebSocket clients, each a trader of its own.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Orders per second offered, all clients together (with --find-max: the first step).
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of orders sent first and not counted.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    #[arg(long, default_value = "BTC-USDT")]
+    market: String,
+    /// The price orders are placed around, on the market's grid.
+    #[arg(long, default_value = "100")]
+    mid: String,
+    /// Evenly spaced sends instead of Poisson arrivals.
+    #[arg(long)]
+    uniform: bool,
+    /// Seed of the schedule and the order mix.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seconds to wait for the last answers after the last scheduled send.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Step the rate up (--rate, + --step-rate, ...) until ack p99 reaches --p99-limit-ms;
+    /// report the highest rate sustained below it.
+    #[arg(long)]
+    find_max: bool,
+    /// --find-max: the rate added each step (default: --rate).
+    #[arg(long)]
+    step_rate: Option<f64>,
+    /// --find-max: the highest rate tried.
+    #[arg(long, default_value_t = 200_000.0)]
+    max_rate: f64,
+    /// --find-max: the p99 ack latency a sustained rate stays under.
+    #[arg(long, default_value_t = 10.0)]
+    p99_limit_ms: f64,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn seconds(flag: &str, s: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("--{flag} must be a non-negative number of seconds"))
+}
+
+fn loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
+    use hob::loadgen::{find_max, schedule::Arrivals, LoadConfig, SpawnedServer};
+    let mut config = LoadConfig {
+        url: args.url,
+        clients: args.clients,
+        rate_per_s: args.rate,
+        duration: seconds("duration", args.duration)?,
+        warmup: seconds("warmup", args.warmup)?,
+        market: args.market,
+        mid: args.mid,
+        arrivals: if args.uniform { Arrivals::Uniform } else { Arrivals::Poisson },
+        seed: args.seed,
+        drain: seconds("drain", args.drain)?,
+        progress: !args.quiet,
+    };
+    actix_rt::System::new().block_on(async move {
+        let server = if args.spawn_server {
+            let exe = std::env::current_exe().context("locating the hob binary")?;
+            let server = SpawnedServer::start(&exe, None).await.context("--spawn-server")?;
+            eprintln!("hob loadgen: spawned hob serve at {} (data in {})", server.base_url(), server.dir().display());
+            config.url = server.base_url().to_owned();
+            Some(server)
+        } else {
+            None
+        };
+        if args.find_max {
+            let steps = find_max::Steps {
+                first_per_s: args.rate,
+                step_per_s: args.step_rate.unwrap_or(args.rate),
+                max_per_s: args.max_rate,
+                p99_limit_us: (args.p99_limit_ms * 1_000.0) as u64,
+            };
+            let report = find_max::find_max(&config, &steps).await.context("hob loadgen --find-max")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for step in &report.steps {
+                    println!("{step}");
+                }
+                match report.max_sustained_rate_per_s {
+                    Some(rate) => {
+                        println!("highest sustained rate with ack p99 < {} ms: {rate:.0} orders/s", report.p99_limit_ms)
+                    }
+                    None => println!("no rate tried was sustained with ack p99 < {} ms", report.p99_limit_ms),
+                }
+            }
+        } else {
+            let outcome = hob::loadgen::run(&config).await.context("hob loadgen")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+            } else {
+                println!("{}", outcome.report);
+            }
+        }
+        drop(server);
+        Ok(())
+    })
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let flags = hob::config::ServeFlags {
         listen: args.listen,
@@ -263,6 +387,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(hob::audit::cli::inspect(&options))
         }
         Command::Serve(args) => serve(args)?,
+        Command::Loadgen(args) => loadgen(args)?,
         Command::Match { tick, lot, maker_fee_bps, taker_fee_bps, min_qty_lots, max_qty_lots } => {
             let config = MatchConfig { tick, lot, maker_fee_bps, taker_fee_bps, min_qty_lots, max_qty_lots };
             let stdin = BufReader::new(io::stdin().lock());
