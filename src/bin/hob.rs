@@ -93,7 +93,6 @@ enum Command {
     Inspect(InspectArgs),
 }
 
-
 /// `hob serve`'s flags; each overrides the config file and the `HOB_*` variables.
 #[derive(clap::Args)]
 struct ServeArgs {

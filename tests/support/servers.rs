@@ -1,0 +1,99 @@
+//! The real servers tests talk to, started from `.tools/` (`scripts/install-tools.sh`) on free
+//! ports: SecantusDB (a MongoDB replica set of one) and moto (SQS). Each is killed when the
+//! test process ends, even when it is held in a `static` that is never dropped.
+//!
+//! Test code unwraps: a failure should fail the test.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Statics are never dropped, so a server would outlive the test binary. A watchdog shell
+/// kills it, by its pid, once this process is gone.
+pub fn stop_with_this_process(pid: u32) -> Child {
+    Command::new("sh")
+        .args([
+            "-c",
+            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
+            &std::process::id().to_string(),
+            &pid.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A server process listening on `port`, its log and data in `dir`.
+pub struct Spawned {
+    pub port: u16,
+    child: Mutex<Child>,
+    _watchdog: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+pub fn tool(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin").join(name);
+    assert!(path.is_file(), "{} is missing: run `make tools`", path.display());
+    path
+}
+
+/// Starts `program args...` and waits (60 s at most) until it listens on `port`.
+pub fn spawn_listening(program: PathBuf, port: u16, args: impl FnOnce(&std::path::Path) -> Vec<String>) -> Spawned {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let child = Command::new(&program)
+        .args(args(dir.path()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let watchdog = stop_with_this_process(child.id());
+    let spawned = Spawned { port, child: Mutex::new(child), _watchdog: watchdog, dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = spawned.child.lock().unwrap().try_wait().unwrap();
+        let log = std::fs::read_to_string(spawned.dir.path().join("server.log")).unwrap_or_default();
+        assert!(exited.is_none(), "{} exited: {log}", program.display());
+        assert!(Instant::now() < deadline, "{} not listening after 60 s: {log}", program.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    spawned
+}
+
+/// SecantusDB: a one-member replica set named `secantus`, syncing on commit.
+pub fn secantus() -> Spawned {
+    let port = free_port();
+    spawn_listening(tool("secantusd-py"), port, |dir| {
+        let data = dir.join("data").display().to_string();
+        ["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--storage-path", &data]
+            .map(str::to_owned)
+            .to_vec()
+    })
+}
+
+/// moto's server: SQS (and the rest of AWS) on `http://127.0.0.1:{port}`.
+pub fn moto() -> Spawned {
+    let port = free_port();
+    spawn_listening(tool("moto_server"), port, |_| {
+        ["-H", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned).to_vec()
+    })
+}
