@@ -12,6 +12,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod loadgen;
 pub mod match_tool;
+pub mod process;
 pub mod projections;
 pub mod queue;
 pub mod settlement;

@@ -3,7 +3,7 @@
 //! should this process die without dropping it (SIGKILL, a crash), by a watchdog shell that
 //! notices our pid is gone.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use alloy::node_bindings::AnvilInstance;
@@ -71,17 +71,7 @@ impl std::fmt::Debug for Devnet {
 /// hob would leave anvil running, holding its port. Best effort: with no `sh`, only the
 /// clean paths stop anvil.
 fn watchdog(anvil_pid: u32) -> Option<Child> {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &anvil_pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    crate::process::stop_with_this_process(anvil_pid)
         .map_err(|e| tracing::warn!(error = %e, "no anvil watchdog; a killed hob may leave anvil running"))
         .ok()
 }

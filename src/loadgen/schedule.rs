@@ -15,37 +15,9 @@ pub enum Arrivals {
     Poisson,
 }
 
-/// A small deterministic generator (SplitMix64): the same seed gives the same schedule and the
-/// same orders, so a run can be repeated exactly.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1]: never 0, so `ln` of it is finite.
-    pub fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `low..=high` (`low` when the range is empty).
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        if high <= low {
-            return low;
-        }
-        low + self.next_u64() % (high - low + 1)
-    }
-}
+/// The simulation's deterministic generator (SplitMix64): the same seed gives the same
+/// schedule and the same orders, so a run can be repeated exactly.
+pub use crate::sim::Rng;
 
 /// The send times of one client, as offsets from the start of the run, up to (excluding) `end`.
 ///

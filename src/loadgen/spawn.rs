@@ -122,16 +122,5 @@ fn free_port() -> Result<u16, LoadgenError> {
 /// behind by a crash, must not outlive its parent. `None` when no shell could be started (the
 /// drop still kills the server).
 fn stop_with_this_process(pid: u32) -> Option<Child> {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
+    crate::process::stop_with_this_process(pid).ok()
 }

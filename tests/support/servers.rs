@@ -16,21 +16,10 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Statics are never dropped, so a server would outlive the test binary. A watchdog shell
-/// kills it, by its pid, once this process is gone.
+/// Statics are never dropped, so a server would outlive the test binary: a watchdog kills it
+/// once this process is gone.
 pub fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    hob::process::stop_with_this_process(pid).unwrap()
 }
 
 /// A server process listening on `port`, its log and data in `dir`.
