@@ -331,10 +331,11 @@ async fn inspect_prints_each_event_with_the_state_after_it() {
 
 #[test]
 fn usage_and_io_errors_exit_2() {
-    // a MongoDB store (not built in yet), a missing file and a bad stream name
-    let (code, _, stderr) = hob(&["audit", "--store", "mongodb://localhost:27017/hob"]);
+    // an unreachable MongoDB, a missing file and a bad stream name
+    let unreachable = "mongodb://127.0.0.1:1/hob?serverSelectionTimeoutMS=300&connectTimeoutMS=300";
+    let (code, _, stderr) = hob(&["audit", "--store", unreachable]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("not built in yet"), "{stderr}");
+    assert!(stderr.contains("mongodb database hob"), "{stderr}");
     let (code, _, stderr) = hob(&["audit", "--store", "sqlite:/nonexistent/hob.db"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("no event store"), "{stderr}");

@@ -124,4 +124,15 @@ async fn given_mongodb_and_sqs_when_two_users_trade_then_a_restarted_server_hold
     .await;
     let after = (balances(&again, ALICE).await, balances(&again, BOB).await);
     assert_eq!(after, before, "the events in MongoDB rebuild the same balances");
+    drop(again);
+
+    // an auditor replays the same MongoDB events and finds every invariant holding
+    let audit = Command::new(env!("CARGO_BIN_EXE_hob"))
+        .args(["audit", "--json", "--store", &format!("mongodb://127.0.0.1:{}/hob_events?replicaSet=secantus", mongo.port)])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&audit.stdout).unwrap_or(Value::Null);
+    assert_eq!(audit.status.code(), Some(0), "{report} {}", String::from_utf8_lossy(&audit.stderr));
+    let streams = report["streams"].as_u64().unwrap_or(0);
+    assert!(streams >= 3, "the audit read the market and both users' streams: {report}");
 }

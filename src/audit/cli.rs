@@ -3,13 +3,14 @@
 //! violations, 2 usage or I/O error).
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::inspect::{inspect as inspect_stream, InspectError, Inspected};
 use super::{audit as audit_store, Progress};
+use crate::config::StoreLocation;
 use crate::events::StreamId;
-use crate::store::SqliteEventStore;
+use crate::store::any::AnyEventStore;
+use crate::store::{MongoEventStore, SqliteEventStore};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_VIOLATIONS: i32 = 1;
@@ -31,39 +32,20 @@ pub struct InspectOptions {
     pub json: bool,
 }
 
-/// A `--store` value.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StoreLocation {
-    Sqlite(String),
-    MongoDb(String),
-}
-
-impl StoreLocation {
-    pub fn parse(s: &str) -> Result<StoreLocation, String> {
-        if let Some(path) = s.strip_prefix("sqlite:") {
-            if path.is_empty() {
-                return Err("--store sqlite: needs a file, e.g. sqlite:hob.db".into());
+/// Opens the `--store` as it is (a missing SQLite file is an error, never a fresh store), or
+/// connects to the MongoDB database its URI names.
+async fn open(store: &str) -> Result<AnyEventStore, String> {
+    match StoreLocation::parse("--store", store).map_err(|e| e.to_string())? {
+        StoreLocation::Sqlite(path) => {
+            if !path.is_file() {
+                return Err(format!("no event store at {}", path.display()));
             }
-            return Ok(StoreLocation::Sqlite(path.to_owned()));
+            let opened = SqliteEventStore::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+            Ok(AnyEventStore::Sqlite(opened))
         }
-        if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
-            return Ok(StoreLocation::MongoDb(s.to_owned()));
-        }
-        Err(format!("--store must be sqlite:<file> or mongodb://..., not {s:?}"))
-    }
-
-    /// Opens the store read as it is: a missing file is an error, never a fresh store.
-    fn open_sqlite(&self) -> Result<SqliteEventStore, String> {
-        match self {
-            StoreLocation::Sqlite(path) => {
-                if !Path::new(path).is_file() {
-                    return Err(format!("no event store at {path}"));
-                }
-                SqliteEventStore::open(path).map_err(|e| format!("opening {path}: {e}"))
-            }
-            StoreLocation::MongoDb(_) => {
-                Err("the MongoDB event store is not built in yet; audit a sqlite:<file> store".into())
-            }
+        StoreLocation::Mongo { uri, database } => {
+            let connected = MongoEventStore::connect(&uri, &database).await;
+            Ok(AnyEventStore::Mongo(connected.map_err(|e| format!("mongodb database {database}: {e}"))?))
         }
     }
 }
@@ -79,10 +61,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// `hob audit`.
 pub fn audit(options: &AuditOptions) -> i32 {
-    let store = match StoreLocation::parse(&options.store).and_then(|l| l.open_sqlite()) {
-        Ok(store) => store,
-        Err(e) => return fail(e),
-    };
     let onchain = match (&options.rpc, &options.exchange) {
         (Some(rpc), Some(exchange)) => match super::onchain::OnChain::parse(rpc, exchange, &options.tokens) {
             Ok(target) => Some(target),
@@ -96,6 +74,10 @@ pub fn audit(options: &AuditOptions) -> i32 {
         Err(e) => return fail(e),
     };
     let mut bar = ProgressLine::new();
+    let store = match rt.block_on(open(&options.store)) {
+        Ok(store) => store,
+        Err(e) => return fail(e),
+    };
     let result = rt.block_on(async {
         let mut report = audit_store(&store, |p| bar.show(p)).await.map_err(|e| e.to_string())?;
         if let Some(target) = &onchain {
@@ -123,12 +105,12 @@ pub fn inspect(options: &InspectOptions) -> i32 {
         Ok(stream) => stream,
         Err(e) => return fail(e),
     };
-    let store = match StoreLocation::parse(&options.store).and_then(|l| l.open_sqlite()) {
-        Ok(store) => store,
-        Err(e) => return fail(e),
-    };
     let rt = match runtime() {
         Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let store = match rt.block_on(open(&options.store)) {
+        Ok(store) => store,
         Err(e) => return fail(e),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -203,14 +185,16 @@ mod tests {
 
     #[test]
     fn store_locations_parse_or_say_why_not() {
-        assert_eq!(StoreLocation::parse("sqlite:/tmp/x.db"), Ok(StoreLocation::Sqlite("/tmp/x.db".into())));
+        let parse = |s: &str| StoreLocation::parse("--store", s);
+        assert_eq!(parse("sqlite:/tmp/x.db").unwrap(), StoreLocation::Sqlite("/tmp/x.db".into()));
         assert_eq!(
-            StoreLocation::parse("mongodb://h:27017/hob"),
-            Ok(StoreLocation::MongoDb("mongodb://h:27017/hob".into()))
+            parse("mongodb://h:27017/hob?replicaSet=rs").unwrap(),
+            StoreLocation::Mongo { uri: "mongodb://h:27017/hob?replicaSet=rs".into(), database: "hob".into() }
         );
-        assert!(StoreLocation::parse("sqlite:").is_err());
-        assert!(StoreLocation::parse("/tmp/x.db").is_err());
-        let mongo = StoreLocation::parse("mongodb://h/hob").unwrap();
-        assert!(mongo.open_sqlite().err().unwrap().contains("not built in yet"));
+        assert!(parse("mongodb://h:27017/?replicaSet=rs").unwrap_err().to_string().contains("database"));
+        assert!(parse("sqlite:").is_err());
+        assert!(parse("/tmp/x.db").is_err());
+        let missing = runtime().unwrap().block_on(open("sqlite:/nonexistent/hob.db"));
+        assert!(missing.err().unwrap().contains("no event store at"));
     }
 }
