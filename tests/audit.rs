@@ -10,11 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hob::domain::{
-    Amount, AssetId, Bps, MarketId, MarketSpec, OrderId, OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce,
-    Trade, TradeId, UserEvent, UserId,
-};
-use hob::engine::{Engine, EngineConfig, PlaceOrder};
+use hob::domain::{Amount, Bps, OrderId, PriceTicks, QtyLots, Side, Trade, TradeId, UserEvent};
+use hob::engine::{Engine, EngineConfig};
 use hob::events::user_payload::encode_user_event;
 use hob::events::{AppendRequest, EventStore, NewEvent, StreamId, SystemClock};
 use hob::queue::inprocess::{DestinationConfig, InProcessQueue};
@@ -23,43 +20,9 @@ use hob::store::sqlite::SqliteEventStore;
 use serde_json::Value;
 use uuid::Uuid;
 
-fn asset(s: &str) -> AssetId {
-    AssetId::new(s).unwrap()
-}
-
-fn spec() -> MarketSpec {
-    MarketSpec {
-        id: MarketId::new("BTC-USDT").unwrap(),
-        base: asset("BTC"),
-        quote: asset("USDT"),
-        base_lot: Amount(1_000),
-        quote_tick: Amount(10),
-        min_qty: QtyLots(1),
-        max_qty: QtyLots(1_000_000),
-        min_notional: Amount(0),
-        maker_fee: Bps(10),
-        taker_fee: Bps(20),
-    }
-}
-
-fn user(n: u8) -> UserId {
-    UserId([n; 20])
-}
-
-fn limit(side: Side, price: u64, qty: u64, nonce: u64) -> PlaceOrder {
-    PlaceOrder {
-        market: spec().id,
-        side,
-        order_type: OrderType::Limit { price: PriceTicks(price) },
-        qty: QtyLots(qty),
-        tif: TimeInForce::Gtc,
-        post_only: false,
-        stp: StpMode::ExpireMaker,
-        client_order_id: None,
-        nonce,
-        auth: None,
-    }
-}
+#[path = "support/btc_usdt.rs"]
+mod btc_usdt;
+use btc_usdt::{asset, limit, spec, user};
 
 type TestEngine = Engine<SqliteEventStore, InProcessQueue>;
 

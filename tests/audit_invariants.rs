@@ -8,31 +8,15 @@ use hob::audit::invariants::check_all;
 use hob::audit::replay::{MarketReplay, Replayer};
 use hob::audit::{Check, Findings};
 use hob::domain::{
-    Amount, AssetId, Bps, Market, MarketCommand, MarketEvent, MarketId, MarketSpec, NewOrder, OrderId, OrderRequest,
-    OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce, TimestampMs, Trade, UserCommand, UserEvent, UserId,
-    UserState,
+    Amount, Market, MarketCommand, MarketEvent, NewOrder, OrderId, OrderRequest, OrderType, PriceTicks, QtyLots, Side,
+    StpMode, TimeInForce, TimestampMs, Trade, UserCommand, UserEvent, UserId, UserState,
 };
 use hob::settlement::chain::TxHash;
 use hob::settlement::{OperatorEvent, OperatorState, QueuedTrade, TradeKey, VoidReason};
 
-fn asset(s: &str) -> AssetId {
-    AssetId::new(s).unwrap()
-}
-
-fn spec() -> MarketSpec {
-    MarketSpec {
-        id: MarketId::new("BTC-USDT").unwrap(),
-        base: asset("BTC"),
-        quote: asset("USDT"),
-        base_lot: Amount(1_000),
-        quote_tick: Amount(10),
-        min_qty: QtyLots(1),
-        max_qty: QtyLots(1_000_000),
-        min_notional: Amount(0),
-        maker_fee: Bps(10),
-        taker_fee: Bps(20),
-    }
-}
+#[path = "support/btc_usdt.rs"]
+mod btc_usdt;
+use btc_usdt::{asset, spec};
 
 const ALICE: UserId = UserId([1; 20]);
 const BOB: UserId = UserId([2; 20]);

@@ -24,11 +24,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hob::actors::MarketView;
 use hob::domain::user::UserEvent;
-use hob::domain::{
-    Amount, AssetId, Bps, MarketEvent, MarketId, MarketSpec, OrderId, OrderType, PriceTicks, QtyLots, Side, StpMode,
-    TimeInForce, UserId,
-};
-use hob::engine::{Engine, EngineConfig, PlaceOrder};
+use hob::domain::{Amount, AssetId, MarketEvent, OrderId, Side, UserId};
+use hob::engine::{Engine, EngineConfig};
 use hob::events::user_payload::decode_user_event;
 use hob::events::{
     decode_market_event, AppendRequest, AppendResult, EventEnvelope, EventStore, OutboxEntry, Snapshot, StoreError,
@@ -39,6 +36,10 @@ use hob::queue::inprocess::{DestinationConfig, InProcessQueue};
 use hob::queue::{Queue, MARKET_QUEUE, USER_QUEUE};
 use hob::store::sqlite::SqliteEventStore;
 use hob::store::sqlite_views::SqliteViewStore;
+
+#[path = "support/btc_usdt.rs"]
+mod btc_usdt;
+use btc_usdt::{asset, limit, spec, user};
 
 // ---------------------------------------------------------------------------------------------
 // The fault-injecting store: forwards to SQLite unless told to fail a step.
@@ -205,44 +206,6 @@ impl EventStore for FaultyStore {
 // The rig: an engine on a file, crash and restart.
 
 type TestEngine = Engine<FaultyStore, InProcessQueue>;
-
-fn asset(s: &str) -> AssetId {
-    AssetId::new(s).unwrap()
-}
-
-fn spec() -> MarketSpec {
-    MarketSpec {
-        id: MarketId::new("BTC-USDT").unwrap(),
-        base: asset("BTC"),
-        quote: asset("USDT"),
-        base_lot: Amount(1_000),
-        quote_tick: Amount(10),
-        min_qty: QtyLots(1),
-        max_qty: QtyLots(1_000_000),
-        min_notional: Amount(0),
-        maker_fee: Bps(10),
-        taker_fee: Bps(20),
-    }
-}
-
-fn user(n: u8) -> UserId {
-    UserId([n; 20])
-}
-
-fn limit(side: Side, price: u64, qty: u64, nonce: u64) -> PlaceOrder {
-    PlaceOrder {
-        market: spec().id,
-        side,
-        order_type: OrderType::Limit { price: PriceTicks(price) },
-        qty: QtyLots(qty),
-        tif: TimeInForce::Gtc,
-        post_only: false,
-        stp: StpMode::ExpireMaker,
-        client_order_id: None,
-        nonce,
-        auth: None,
-    }
-}
 
 struct Node {
     engine: TestEngine,

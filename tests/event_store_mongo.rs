@@ -12,15 +12,14 @@
 mod exchange;
 #[path = "support/scenario.rs"]
 mod scenario;
+#[path = "support/servers.rs"]
+mod servers;
 #[path = "support/view_specs.rs"]
 mod view_specs;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use exchange::Exchange;
 use hob::domain::{MarketEvent, MarketId, OrderId};
@@ -37,82 +36,10 @@ use uuid::Uuid;
 // One SecantusDB for the whole file
 // ---------------------------------------------------------------------------------------------
 
-struct Server {
-    port: u16,
-    /// Held, never waited on: the watchdog ends the server after this process.
-    _server: Mutex<Child>,
-    _watchdog: Mutex<Child>,
-    _dir: tempfile::TempDir,
-}
-
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
+fn server() -> &'static servers::Spawned {
+    static SERVER: OnceLock<servers::Spawned> = OnceLock::new();
     // For `configureFailPoint`, which the retry test arms (mongod has the same switch).
-    SERVER.get_or_init(|| spawn_secantus(&["--enable-test-commands"]))
-}
-
-fn spawn_secantus(extra_args: &[&str]) -> Server {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/secantusd-py");
-    assert!(bin.exists(), "{} is missing: run scripts/install-tools.sh", bin.display());
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("secantus.log")).unwrap();
-    let child = Command::new(&bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit"])
-        .arg("--storage-path")
-        .arg(dir.path().join("data"))
-        .args(extra_args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let watchdog = stop_with_this_process(child.id());
-    let mut server = Server { port, _server: Mutex::new(child), _watchdog: Mutex::new(watchdog), _dir: dir };
-    wait_until_listening(&mut server);
-    server
-}
-
-/// A server owned by one test stops with it (the shared one is a static, never dropped, and
-/// relies on its watchdog).
-impl Drop for Server {
-    fn drop(&mut self) {
-        let child = self._server.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_until_listening(server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", server.port)).is_err() {
-        let exited = server._server.get_mut().unwrap().try_wait().unwrap();
-        let log = server._dir.path().join("secantus.log");
-        assert!(exited.is_none(), "secantusd-py exited: {:?}", std::fs::read_to_string(log));
-        assert!(Instant::now() < deadline, "secantusd-py not listening after 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Statics are never dropped, so the server would outlive the test binary. A watchdog shell
-/// kills it, by its pid, once this process is gone.
-fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    SERVER.get_or_init(|| servers::secantus_with(&["--enable-test-commands"]))
 }
 
 fn uri() -> String {
@@ -475,7 +402,7 @@ async fn two_projectors_racing_on_one_checkpoint_cannot_both_save() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_server_is_refused_at_connect_with_a_clear_error() {
     // Given a server that is not a replica set member (no multi-document transactions),
-    let standalone = spawn_secantus(&["--standalone"]);
+    let standalone = servers::secantus_with(&["--standalone"]);
     let uri = format!("mongodb://127.0.0.1:{}/", standalone.port);
     // when connecting either store, then it is refused up front, not at the first append.
     let err = MongoEventStore::connect(&uri, "hob").await.map(|_| ()).unwrap_err();

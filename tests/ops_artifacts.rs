@@ -359,21 +359,10 @@ fn server() -> &'static Server {
     })
 }
 
-/// Statics are never dropped, so the server would outlive the test binary. A watchdog shell
-/// kills it, by its pid, once this process is gone.
+/// Statics are never dropped, so the server would outlive the test binary: a watchdog kills it
+/// once this process is gone.
 fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the watchdog")
+    hob::process::stop_with_this_process(pid).expect("sh runs the watchdog")
 }
 
 struct Response {

@@ -8,12 +8,12 @@
 //!
 //! Test code unwraps: a failure should fail the test.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "support/servers.rs"]
+mod servers;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hob::domain::MarketId;
 use hob::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StreamId, SystemClock};
@@ -30,55 +30,13 @@ use uuid::Uuid;
 // One moto for the whole file
 // ---------------------------------------------------------------------------------------------
 
-struct Moto {
-    endpoint: String,
-    /// Held, never waited on: the watchdog kills moto once this process is gone.
-    _server: Child,
-    _watchdog: Child,
+fn moto() -> &'static servers::Spawned {
+    static MOTO: OnceLock<servers::Spawned> = OnceLock::new();
+    MOTO.get_or_init(servers::moto)
 }
 
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/moto_server");
-        assert!(binary.is_file(), "{} is missing: run `make tools`", binary.display());
-        let port = free_port();
-        let server = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let watchdog = stop_with_this_process(server.id());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { endpoint: format!("http://127.0.0.1:{port}"), _server: server, _watchdog: watchdog }
-    })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Statics are never dropped, so moto would outlive the test binary. A watchdog shell kills
-/// it, by its pid, once this process is gone.
-fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the moto watchdog")
+fn endpoint() -> String {
+    format!("http://127.0.0.1:{}", moto().port)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,7 +50,7 @@ fn config() -> SqsConfig {
     static N: AtomicUsize = AtomicUsize::new(0);
     let prefix = format!("t{}-{}-", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
     SqsConfig {
-        endpoint: Some(moto().endpoint.clone()),
+        endpoint: Some(endpoint()),
         region: "us-east-1".into(),
         // moto accepts any keys; fixed ones keep the test off the machine's AWS profile.
         credentials: Some(SqsCredentials {

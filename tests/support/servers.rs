@@ -70,12 +70,20 @@ pub fn spawn_listening(program: PathBuf, port: u16, args: impl FnOnce(&std::path
 
 /// SecantusDB: a one-member replica set named `secantus`, syncing on commit.
 pub fn secantus() -> Spawned {
+    secantus_with(&[])
+}
+
+/// SecantusDB with more flags (`--enable-test-commands` for fail points, `--standalone`).
+pub fn secantus_with(extra: &[&str]) -> Spawned {
     let port = free_port();
     spawn_listening(tool("secantusd-py"), port, |dir| {
         let data = dir.join("data").display().to_string();
-        ["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--storage-path", &data]
-            .map(str::to_owned)
-            .to_vec()
+        let mut args: Vec<String> =
+            ["--host", "127.0.0.1", "--port", &port.to_string(), "--sync-on-commit", "--storage-path", &data]
+                .map(str::to_owned)
+                .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
     })
 }
 
