@@ -5,59 +5,25 @@
 //! named.
 // Test code unwraps: a failure should fail the test.
 
+#[path = "support/anvil.rs"]
+mod anvil;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
 use alloy::network::EthereumWallet;
-use alloy::node_bindings::AnvilInstance;
 use alloy::primitives::{keccak256, Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 
 use hob::chain::contract::{HobExchange, TestToken};
-use hob::chain::tools;
 use hob::domain::{Amount, AssetId, UserCommand, UserId, UserState};
 use hob::events::user_payload::encode_user_event;
 use hob::events::{AppendRequest, EventStore, NewEvent, StreamId, SystemClock};
 use hob::store::SqliteEventStore;
 use serde_json::Value;
 use uuid::Uuid;
-
-struct Chain {
-    anvil: AnvilInstance,
-    runtime: tokio::runtime::Runtime,
-    /// Held, never waited on: it must outlive this process.
-    _watchdog: Child,
-}
-
-fn chain() -> &'static Chain {
-    static CHAIN: OnceLock<Chain> = OnceLock::new();
-    CHAIN.get_or_init(|| {
-        let anvil = tools::anvil().unwrap_or_else(|e| panic!("{e}")).try_spawn().expect("anvil starts");
-        let watchdog = stop_with_this_process(anvil.child().id());
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        Chain { anvil, runtime, _watchdog: watchdog }
-    })
-}
-
-/// Statics are never dropped, so anvil would outlive the test binary. A watchdog shell kills
-/// it, by its pid, once this process is gone.
-fn stop_with_this_process(anvil_pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &anvil_pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the anvil watchdog")
-}
 
 async fn wallet(name: &str) -> (PrivateKeySigner, DynProvider) {
     let key = PrivateKeySigner::from_bytes(&keccak256(name.as_bytes())).unwrap();
@@ -67,7 +33,7 @@ async fn wallet(name: &str) -> (PrivateKeySigner, DynProvider) {
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(chain().anvil.endpoint_url())
+        .connect_http(anvil::anvil().endpoint_url())
         .erased();
     provider.anvil_set_balance(key.address(), U256::from(10u128.pow(21))).await.unwrap();
     (key, provider)
@@ -114,7 +80,7 @@ fn vault_balances_are_compared_with_settled_balances() {
     // her stream
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hob.db");
-    let (alice, alice_provider, exchange, token) = chain().runtime.block_on(async {
+    let (alice, alice_provider, exchange, token) = anvil::run(async {
         let (admin, provider) = wallet("audit-onchain/admin").await;
         let token = *TestToken::deploy(provider.clone(), "Tether".into(), "USDT".into(), 6).await.unwrap().address();
         let exchange = *HobExchange::deploy(provider.clone(), admin.address(), 86_400).await.unwrap().address();
@@ -123,9 +89,9 @@ fn vault_balances_are_compared_with_settled_balances() {
         (alice, alice_provider, exchange, token)
     });
     let user = UserId(alice.address().0 .0);
-    chain().runtime.block_on(deposit_off_chain(&path, user, 5_000));
+    anvil::run(deposit_off_chain(&path, user, 5_000));
     let store = format!("sqlite:{}", path.display());
-    let rpc = chain().anvil.endpoint();
+    let rpc = anvil::anvil().endpoint();
     let (exchange_s, token_flag) = (exchange.to_string(), format!("USDT={token}"));
     let args = ["--store", &store, "--rpc", &rpc, "--exchange", &exchange_s, "--token", &token_flag];
 
@@ -137,7 +103,7 @@ fn vault_balances_are_compared_with_settled_balances() {
     assert!(report["settled_definition"].as_str().unwrap().contains("confirmed settlement batch"));
 
     // when the vault receives 1 more than any event explains, then alice's stream is named
-    chain().runtime.block_on(deposit_on_chain(&alice_provider, alice.address(), exchange, token, 1));
+    anvil::run(deposit_on_chain(&alice_provider, alice.address(), exchange, token, 1));
     let (code, report) = audit(&args);
     assert_eq!(code, 1, "{report:#}");
     let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "on_chain_balances").unwrap().clone();

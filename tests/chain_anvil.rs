@@ -7,15 +7,14 @@
 //! shared: only the escape-hatch test moves it, and no other test depends on where it stands
 //! (expiries are 0, relative to the latest block, or years away).
 
-use std::future::Future;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+#[path = "support/anvil.rs"]
+mod anvil;
+
 use std::time::Duration;
 
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::EthereumWallet;
-use alloy::node_bindings::AnvilInstance;
 use alloy::primitives::{keccak256, Address, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -27,50 +26,11 @@ use hob::chain::batch::{encode_batch, TradeToSettle};
 use hob::chain::contract::{decode_revert, HobExchange, HobExchangeErrors as Revert, TestToken};
 use hob::chain::eip712::{self, AgentAuthorization, Order, SignedOrder, Withdrawal};
 use hob::chain::order::{ORDER_TYPE_LIMIT, ORDER_TYPE_MARKET, SIDE_BUY, SIDE_SELL, TIF_GTC, TIF_GTD};
-use hob::chain::tools;
 use hob::domain::{Bps, PriceTicks, QtyLots};
 
 // ---------------------------------------------------------------------------------------------
 // One anvil for the whole file
 // ---------------------------------------------------------------------------------------------
-
-struct Chain {
-    anvil: AnvilInstance,
-    runtime: tokio::runtime::Runtime,
-    /// Held, never waited on: it must outlive this process.
-    _watchdog: Child,
-}
-
-fn chain() -> &'static Chain {
-    static CHAIN: OnceLock<Chain> = OnceLock::new();
-    CHAIN.get_or_init(|| {
-        let anvil = tools::anvil().unwrap_or_else(|e| panic!("{e}")).try_spawn().expect("anvil starts");
-        let watchdog = stop_with_this_process(anvil.child().id());
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        Chain { anvil, runtime, _watchdog: watchdog }
-    })
-}
-
-/// Statics are never dropped, so anvil would outlive the test binary (holding its stderr). A
-/// watchdog shell kills it, by its pid, once this process is gone.
-fn stop_with_this_process(anvil_pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &anvil_pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the anvil watchdog")
-}
-
-fn run<F: Future>(future: F) -> F::Output {
-    chain().runtime.block_on(future)
-}
 
 // ---------------------------------------------------------------------------------------------
 // A venue: one exchange, one market, its roles, and wallets
@@ -107,7 +67,7 @@ async fn wallet(name: &str) -> Wallet {
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(chain().anvil.endpoint_url())
+        .connect_http(anvil::anvil().endpoint_url())
         .erased();
     provider.anvil_set_balance(key.address(), U256::from(10u128.pow(21))).await.expect("funding");
     Wallet { key, provider }
@@ -267,7 +227,7 @@ fn u(value: u128) -> U256 {
 
 #[test]
 fn deposit_settle_and_withdraw_move_exact_amounts() {
-    run(async {
+    anvil::run(async {
         let v = venue("happy").await;
         let (alice, bob, carol) = (v.trader("alice").await, v.trader("bob").await, v.trader("carol").await);
         v.deposit(&alice, v.quote, 1_000_000).await;
@@ -322,7 +282,7 @@ fn deposit_settle_and_withdraw_move_exact_amounts() {
 
 #[test]
 fn a_net_debit_beyond_the_balance_names_the_user_and_token() {
-    run(async {
+    anvil::run(async {
         let v = venue("short").await;
         let (alice, bob) = (v.trader("alice").await, v.trader("bob").await);
         v.deposit(&alice, v.quote, 100).await;
@@ -361,7 +321,7 @@ impl Rng {
 
 #[test]
 fn rust_and_the_contract_agree_on_hashes_and_signers_of_random_messages() {
-    run(async {
+    anvil::run(async {
         let v = venue("hashes").await;
         let ex = v.exchange_as(&v.admin);
         let keys: Vec<PrivateKeySigner> =
@@ -413,7 +373,7 @@ fn rust_and_the_contract_agree_on_hashes_and_signers_of_random_messages() {
 fn every_order_code_settles_through_the_packed_path() {
     // Settlement hashes orders from packed calldata with its own code; signatures made from
     // the Rust types only verify if every field, flag and width is carried exactly.
-    run(async {
+    anvil::run(async {
         let v = venue("codes").await;
         let (bob, carol) = (v.trader("bob").await, v.trader("carol").await);
         for w in [&bob, &carol] {
@@ -460,7 +420,7 @@ async fn funded(name: &str) -> (Venue, Wallet, Wallet) {
 
 #[test]
 fn a_batch_index_settles_exactly_once() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("index").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let buy = v.signed(&alice, v.order(&alice, SIDE_BUY, 100, 10, 1));
@@ -477,7 +437,7 @@ fn a_batch_index_settles_exactly_once() {
 
 #[test]
 fn a_bad_signature_is_blamed_on_its_order() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("badsig").await;
         let mallory = v.trader("mallory").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
@@ -501,7 +461,7 @@ type Expected = fn(&Revert) -> bool;
 
 #[test]
 fn trades_beyond_their_orders_terms_revert_naming_the_trade() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("terms").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let buy = v.signed(&alice, v.order(&alice, SIDE_BUY, 105, 100, 1));
@@ -549,7 +509,7 @@ fn trades_beyond_their_orders_terms_revert_naming_the_trade() {
 
 #[test]
 fn fills_accumulate_across_batches_up_to_the_signed_quantity() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("fills").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let buys: Vec<SignedOrder> = (1..=4).map(|n| v.signed(&alice, v.order(&alice, SIDE_BUY, 100, 10, n))).collect();
@@ -573,7 +533,7 @@ fn fills_accumulate_across_batches_up_to_the_signed_quantity() {
 
 #[test]
 fn an_expired_order_never_settles() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("expired").await;
         let now = v.now().await;
         let sell = v.signed(&bob, Order { expiry: now, ..v.order(&bob, SIDE_SELL, 100, 10, 1) });
@@ -587,7 +547,7 @@ fn an_expired_order_never_settles() {
 
 #[test]
 fn invalidated_nonces_never_settle() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("nonces").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let stale = v.signed(&alice, v.order(&alice, SIDE_BUY, 100, 10, 4));
@@ -612,7 +572,7 @@ fn invalidated_nonces_never_settle() {
 
 #[test]
 fn agents_trade_for_their_owner_but_never_withdraw() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("agents").await;
         let (alice_agent, bob_agent, stranger) =
             (v.trader("alice-agent").await, v.trader("bob-agent").await, v.trader("stranger").await);
@@ -653,7 +613,7 @@ fn agents_trade_for_their_owner_but_never_withdraw() {
 
 #[test]
 fn the_escape_hatch_opens_when_no_batch_settled_for_the_escape_period() {
-    run(async {
+    anvil::run(async {
         let (v, alice, _bob) = funded("escape").await;
         let ex = v.exchange_as(&alice);
         let err = exec(ex.escapeWithdraw(v.quote)).await.unwrap_err();
@@ -672,7 +632,7 @@ fn the_escape_hatch_opens_when_no_batch_settled_for_the_escape_period() {
 
 #[test]
 fn a_pause_stops_deposits_settlement_and_operator_withdrawals() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("pause").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let buy = v.signed(&alice, v.order(&alice, SIDE_BUY, 100, 10, 1));
@@ -691,7 +651,7 @@ fn a_pause_stops_deposits_settlement_and_operator_withdrawals() {
 
 #[test]
 fn only_the_admin_configures_and_only_operators_settle() {
-    run(async {
+    anvil::run(async {
         let (v, alice, bob) = funded("roles").await;
         let sell = v.signed(&bob, v.order(&bob, SIDE_SELL, 100, 10, 1));
         let buy = v.signed(&alice, v.order(&alice, SIDE_BUY, 100, 10, 1));

@@ -11,9 +11,11 @@
 
 mod settlement_support;
 
+#[path = "support/anvil.rs"]
+mod anvil;
+
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
@@ -28,7 +30,6 @@ use hob::actors::settlement::SettlementHandle;
 use hob::chain::contract::{HobExchange, TestToken};
 use hob::chain::deposits::{encode_transfer_record, encode_watcher_event, TransferRecord, WatcherEvent};
 use hob::chain::eip712::{self, Withdrawal};
-use hob::chain::tools;
 use hob::domain::Side;
 use hob::domain::{Amount, AssetId, DepositId, UserEvent};
 use hob::engine::EngineError;
@@ -50,30 +51,7 @@ const CONFIRMATIONS: u64 = 3;
 // ---------------------------------------------------------------------------------------------
 
 fn anvil() -> &'static AnvilInstance {
-    static ANVIL: OnceLock<AnvilInstance> = OnceLock::new();
-    ANVIL.get_or_init(|| {
-        let anvil = tools::anvil().unwrap_or_else(|e| panic!("{e}")).try_spawn().expect("anvil starts");
-        stop_with_this_process(anvil.child().id());
-        anvil
-    })
-}
-
-/// Statics are never dropped: a watchdog shell kills anvil, by its pid, once this test
-/// process is gone. A thread waits for the shell, so it is reaped if it ends first.
-fn stop_with_this_process(anvil_pid: u32) {
-    let mut watchdog = Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &anvil_pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the anvil watchdog");
-    std::thread::spawn(move || watchdog.wait());
+    anvil::anvil()
 }
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
