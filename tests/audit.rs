@@ -77,6 +77,35 @@ async fn write_store() -> Written {
     drop(engine);
     Written { _dir: dir, path, resting }
 }
+#[actix_rt::test]
+async fn the_findings_do_not_depend_on_how_many_threads_audit() {
+    // given the engine's store with one payload edited in alice's stream
+    let w = write_store().await;
+    let raw = rusqlite::Connection::open(&w.path).unwrap();
+    let (seq, _, _, mut blob) = commits(&raw, StreamId::user(user(1)).as_str()).remove(0);
+    let at = blob.windows(8).position(|w| w == b"10000000").unwrap();
+    blob[at] = b'9';
+    raw.execute("UPDATE commits SET events = ?2 WHERE seq = ?1", rusqlite::params![seq, blob]).unwrap();
+    let store = SqliteEventStore::open(&w.path).unwrap();
+
+    // when it is audited on one, two and three lanes
+    let mut reports = Vec::new();
+    for lanes in [1, 2, 3] {
+        reports.push(hob::audit::audit_on(&store, lanes, |_| {}).await.unwrap());
+    }
+
+    // then every count and every violation is the same, and the edit is among them
+    let summary = |r: &hob::audit::Report| {
+        let mut found: Vec<_> =
+            r.findings.violations().iter().map(|v| (v.check, v.stream.clone(), v.version, v.message.clone())).collect();
+        found.sort();
+        let checked: Vec<_> = hob::audit::Check::ALL.iter().map(|c| r.findings.checked(*c)).collect();
+        (r.streams, r.events, checked, found)
+    };
+    assert!(!reports[0].ok());
+    assert_eq!(summary(&reports[0]), summary(&reports[1]));
+    assert_eq!(summary(&reports[0]), summary(&reports[2]));
+}
 
 fn hob(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hob")).args(args).output().unwrap();

@@ -63,6 +63,42 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Adds the facts another lane gathered from other streams. Sums that overflow are
+    /// conservation findings, as they would have been in one lane.
+    pub fn merge(&mut self, other: Facts) -> Result<(), String> {
+        self.trades.extend(other.trades);
+        for (key, fills) in other.fills {
+            self.fills.entry(key).or_default().extend(fills);
+        }
+        for (key, voids) in other.user_voids {
+            self.user_voids.entry(key).or_default().extend(voids);
+        }
+        for (key, ats) in other.confirmed {
+            self.confirmed.entry(key).or_default().extend(ats);
+        }
+        for (key, voids) in other.operator_voids {
+            self.operator_voids.entry(key).or_default().extend(voids);
+        }
+        for (map, more) in [
+            (&mut self.deposits, other.deposits),
+            (&mut self.withdrawals, other.withdrawals),
+            (&mut self.balances, other.balances),
+        ] {
+            for (asset, amount) in more {
+                Facts::add(map, asset, amount)?;
+            }
+        }
+        for (map, more) in
+            [(&mut self.user_deposits, other.user_deposits), (&mut self.user_withdrawals, other.user_withdrawals)]
+        {
+            for (key, amount) in more {
+                let entry = map.entry(key).or_default();
+                *entry = entry.saturating_add(amount);
+            }
+        }
+        Ok(())
+    }
+
     pub fn add(map: &mut BTreeMap<AssetId, u128>, asset: AssetId, amount: u128) -> Result<(), String> {
         let entry = map.entry(asset).or_default();
         *entry = entry.checked_add(amount).ok_or_else(|| format!("{asset} total overflows u128"))?;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod facts;
 pub mod inspect;
 pub mod invariants;
+pub mod lanes;
 pub mod onchain;
 pub mod replay;
 pub mod report;
@@ -17,8 +18,8 @@ pub mod settled;
 
 pub use report::{Check, Findings, Report, Violation};
 
-use chain::ChainWalk;
-use replay::{Actor, Replayer, StreamKind};
+use lanes::Lanes;
+use replay::{Replayer, StreamKind};
 
 use crate::events::{EventStore, SealedEvent, StoreError, StreamId};
 
@@ -37,92 +38,73 @@ pub struct Progress {
 /// Audits every stream of `store`. Violations (tampering included: a row the store calls
 /// corrupt is a violation naming stream and version) are in the report; `Err` is only for a
 /// store that cannot be read at all.
-pub async fn audit<S: EventStore>(store: &S, mut progress: impl FnMut(Progress)) -> Result<Report, StoreError> {
+///
+/// This task reads; one lane per core (`lanes.rs`) walks the chains and replays the actors.
+/// Users go first: their `OrderPlaced` events carry the market specs the markets replay with.
+pub async fn audit<S: EventStore>(store: &S, progress: impl FnMut(Progress)) -> Result<Report, StoreError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_LANES);
+    audit_on(store, cores, progress).await
+}
+
+/// [`audit`] on `lanes` threads (at least one). The findings do not depend on the number; only
+/// the order of violations within a check may.
+pub async fn audit_on<S: EventStore>(
+    store: &S,
+    lanes: usize,
+    mut progress: impl FnMut(Progress),
+) -> Result<Report, StoreError> {
     let mut streams = store.list_streams().await?;
-    // Users first: their `OrderPlaced` events carry the market specs the markets replay with.
     streams.sort_by(|a, b| (StreamKind::of(a), a.as_str()).cmp(&(StreamKind::of(b), b.as_str())));
+    let users = streams.partition_point(|s| StreamKind::of(s) == StreamKind::User);
     let mut report = Report { streams: streams.len() as u64, ..Report::default() };
     let mut replayer = Replayer::default();
-    for (done, stream) in streams.iter().enumerate() {
-        audit_stream(store, stream, &mut replayer, &mut report).await?;
-        progress(Progress { streams_done: done as u64 + 1, streams_total: report.streams, events: report.events });
+    let mut read = Progress { streams_done: 0, streams_total: report.streams, events: 0 };
+    for phase in [&streams[..users], &streams[users..]] {
+        let mut lanes = Lanes::start(lanes.min(phase.len()), &replayer)?;
+        for stream in phase {
+            read.events += read_stream(store, stream, &mut lanes).await?;
+            read.streams_done += 1;
+            progress(read);
+        }
+        for lane in lanes.finish()? {
+            report.events += lane.events;
+            report.findings.merge(lane.findings);
+            replayer.absorb(lane.replayer, &mut report.findings);
+        }
     }
     invariants::check_all(&replayer.facts, &mut report.findings);
     (report.settled, report.settled_errors) = settled::settled_balances(&replayer.facts, &replayer.specs);
     Ok(report)
 }
 
-/// Reads one stream page by page (the next page is read while this one is checked), walking
-/// its chain and folding its actor.
-async fn audit_stream<S: EventStore>(
-    store: &S,
-    stream: &StreamId,
-    replayer: &mut Replayer,
-    report: &mut Report,
-) -> Result<(), StoreError> {
-    let findings = &mut report.findings;
+/// More lanes than this only add merging work: the reader is the limit by then.
+const MAX_LANES: usize = 8;
+
+/// Reads one stream page by page and hands the pages to its lane; returns the events read.
+async fn read_stream<S: EventStore>(store: &S, stream: &StreamId, lanes: &mut Lanes) -> Result<u64, StoreError> {
     let head = store.stream_version(stream).await?;
-    let mut walk = ChainWalk::new(stream.clone());
-    let mut events = 0u64;
-    let mut actor = replayer.start(stream, findings);
-    let name = stream.as_str();
-    let mut page = match read_page(store, stream, 1).await? {
-        Ok(page) => page,
-        Err((version, reason)) => {
-            findings.violate(Check::HashChain, Some(name), Some(version), reason);
-            return Ok(());
-        }
-    };
+    lanes.begin(stream.clone(), head).await?;
+    let mut from = 1;
     loop {
-        let full = page.len() == AUDIT_PAGE;
-        let next_from = walk.last_version() + 1 + page.len() as u64;
-        let next = async {
-            if full {
-                read_page(store, stream, next_from).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let checked = async {
-            let mut intact = true;
-            for e in &page {
-                if let Err(b) = walk.next(e) {
-                    findings.violate(Check::HashChain, Some(name), Some(b.version), b.reason);
-                    intact = false;
+        match read_page(store, stream, from).await? {
+            Ok(page) => {
+                let n = page.len();
+                if n > 0 {
+                    lanes.page(page).await?;
+                }
+                from += n as u64;
+                if n < AUDIT_PAGE {
                     break;
                 }
-                events += 1;
-                findings.count(Check::HashChain, 1);
-                findings.count(Check::Replay, 1);
-                if replayer.fold_stored(stream, &mut actor, e, findings).is_err() {
-                    actor = Actor::None;
-                }
             }
-            intact
-        };
-        let (next, intact) = futures_util::future::join(next, checked).await;
-        if !intact {
-            break;
-        }
-        match next? {
-            Some(Ok(more)) => page = more,
-            Some(Err((version, reason))) => {
-                findings.violate(Check::HashChain, Some(name), Some(version), reason);
-                break;
-            }
-            None => {
-                if let Err(b) = walk.finish(head) {
-                    findings.violate(Check::HashChain, Some(name), Some(b.version), b.reason);
-                }
+            Err((version, reason)) => {
+                lanes.unreadable(version, reason).await?;
                 break;
             }
         }
     }
-    report.events += events;
-    if let Actor::User(state) = &actor {
-        replayer.finish_user(name, state, findings);
-    }
-    Ok(())
+    lanes.end().await?;
+    Ok(from - 1)
 }
 
 /// A page of sealed events; a row the store finds corrupt is a finding (version, reason),

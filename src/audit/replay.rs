@@ -69,6 +69,8 @@ impl MarketReplay {
 #[derive(Default)]
 pub struct Replayer {
     pub specs: BTreeMap<MarketId, MarketSpec>,
+    /// Where each market's spec was first read, to name a conflicting one found elsewhere.
+    pub spec_sources: BTreeMap<MarketId, At>,
     pub facts: Facts,
 }
 
@@ -239,6 +241,7 @@ impl Replayer {
                 Some(_) => {}
                 None => {
                     self.specs.insert(*market, spec.clone());
+                    self.spec_sources.insert(*market, at());
                 }
             },
             UserEvent::FillApplied { market, order, trade } => {
@@ -264,6 +267,30 @@ impl Replayer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Takes in what another lane replayed (other streams): its specs, where they differ from
+    /// the ones known, are the same violation as within one lane.
+    pub fn absorb(&mut self, other: Replayer, findings: &mut Findings) {
+        for (market, spec) in other.specs {
+            match self.specs.get(&market) {
+                Some(known) if *known != spec => {
+                    let at = other.spec_sources.get(&market);
+                    let msg = format!("order placed with a spec of {market} that differs from another user's");
+                    findings.violate(Check::Replay, at.map(|a| a.stream.as_str()), at.map(|a| a.version), msg);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(at) = other.spec_sources.get(&market) {
+                        self.spec_sources.insert(market, at.clone());
+                    }
+                    self.specs.insert(market, spec);
+                }
+            }
+        }
+        if let Err(msg) = self.facts.merge(other.facts) {
+            findings.violate(Check::Conservation, None, None, msg);
+        }
     }
 
     /// A user stream is done: its balances join the totals.

@@ -92,6 +92,15 @@ impl Findings {
         self.violations.push(Violation { check, stream: stream.map(str::to_owned), version, message: message.into() });
     }
 
+    /// Adds what another part of the audit found (a lane's findings), after this one's.
+    pub fn merge(&mut self, other: Findings) {
+        for (check, n) in other.checked {
+            *self.checked.entry(check).or_default() += n;
+        }
+        self.ran.extend(other.ran);
+        self.violations.extend(other.violations);
+    }
+
     pub fn violations(&self) -> &[Violation] {
         &self.violations
     }
