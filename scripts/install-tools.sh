@@ -38,7 +38,8 @@ all_present() {
     [[ -x "$ANVIL_BIN" && -f "$SOLCJS" && -x "$VENV/bin/secantusd-py" && -x "$VENV/bin/moto_server" ]] &&
         [[ -x "$VENV/bin/kubectl" && -x "$VENV/bin/kubernetes-validate" && -x "$VENV/bin/hadolint" ]] &&
         [[ -f "$KARPENTER_MODELS" && -f "$PROMETHEUS_OPERATOR_MODELS" ]] &&
-        command -v promtool >/dev/null 2>&1
+        command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 &&
+        [[ -d /usr/share/fonts/truetype/dejavu ]]
 }
 
 # Fast path: same pins as the last successful run and every tool still on disk.
@@ -66,6 +67,20 @@ if ! command -v promtool >/dev/null 2>&1; then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null ||
         { "${sudo_cmd[@]}" apt-get update >/dev/null &&
             "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+
+# Chromium renders the operator console in tests/console_chromium.rs (headless); a font
+# package is installed with it, or its screenshots would show empty boxes for text.
+if ! command -v chromium >/dev/null 2>&1 || [[ ! -d /usr/share/fonts/truetype/dejavu ]]; then
+    echo "install-tools: Debian packages chromium, fonts-dejavu-core"
+    sudo_cmd=()
+    if [[ "$(id -u)" != 0 ]]; then
+        need sudo
+        sudo_cmd=(sudo)
+    fi
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null ||
+        { "${sudo_cmd[@]}" apt-get update >/dev/null &&
+            "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 fi
 
 mkdir -p "$TOOLS"
