@@ -32,7 +32,7 @@
       else if (key.startsWith("data-")) node.setAttribute(key, String(value));
       else throw new Error("el: unsupported property " + key);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -109,8 +109,9 @@
       unlessNoChain(api("/operator/settlement")),
       unlessNoChain(api("/operator/chain")),
     ]);
+    const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     const details = await Promise.all(
-      markets.map(async (m) => {
+      markets.slice().sort(byId).map(async (m) => {
         const id = encodeURIComponent(m.id);
         const [book, trades] = await Promise.all([
           api("/operator/markets/" + id),
@@ -189,7 +190,12 @@
         el("td", { class: "hash" }, a.last_snapshot ? "v" + a.last_snapshot.version + " " + short(a.last_snapshot.state_hash) : "none"),
         el("td", { class: "hash" }, short(a.state_hash)),
       );
-    $("actors-body").replaceChildren(...actors.markets.map(row("market")), ...actors.users.map(row("user")));
+    // Sorted here: the server lists running actors in no particular order.
+    const byStream = (a, b) => (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0);
+    $("actors-body").replaceChildren(
+      ...actors.markets.slice().sort(byStream).map(row("market")),
+      ...actors.users.slice().sort(byStream).map(row("user")),
+    );
     const counters = Object.entries(actors.counters).map(([k, v]) => k + " " + v);
     const counterLine = [el("span", {}, counters.join(" \u00b7 "))];
     if (actors.truncated) counterLine.push(el("span", { class: "note" }, "  (more user actors run than shown)"));
