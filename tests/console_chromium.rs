@@ -102,6 +102,18 @@ fn spawn_hob(args: &[&str]) -> Hob {
 
 /// One HTTP/1.1 request on its own connection; the status and the body.
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> (u16, String) {
+    let (status, _, body) = exchange(port, method, path, headers, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 request on its own connection; the status, the head (lowercase) and the body.
+fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     let body = body.map(Value::to_string).unwrap_or_default();
@@ -114,8 +126,8 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Opt
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 fn ok(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Value {
@@ -198,11 +210,12 @@ fn on_anvil() -> &'static Hob {
 // Chromium
 // ---------------------------------------------------------------------------------------------
 
+/// Debian's `chromium`, or `chromium-browser` where an image ships that name.
 fn chromium_binary() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join("chromium"))
+    let dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let found = ["chromium", "chromium-browser"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
         .find(|candidate| candidate.is_file());
     found.unwrap_or_else(|| {
         panic!("chromium is missing: run `make tools` (scripts/install-tools.sh installs Debian's chromium)")
@@ -367,6 +380,29 @@ fn golden_path() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // The specification
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn given_no_token_when_the_console_is_fetched_then_the_page_is_served_but_no_data() {
+    let hob = shared();
+
+    let (status, head, page) = exchange(hob.port, "GET", "/console", &[], None);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{head}");
+    assert!(page.contains("<script src=\"/console/console.js\""), "the page loads its script from hob itself");
+    let (status, head, script) = exchange(hob.port, "GET", "/console/console.js", &[], None);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(!script.contains("innerHTML") && !script.contains("insertAdjacentHTML"), "server text never becomes markup");
+    assert!(!page.contains("http://") && !page.contains("https://"), "no CDN: the page names no other origin");
+    let (status, _, missing) = exchange(hob.port, "GET", "/console/other.js", &[], None);
+    assert_eq!((status, serde_json::from_str::<Value>(&missing).unwrap()["code"].clone()), (404, json!("no_such_asset")));
+
+    assert_eq!(http(hob.port, "GET", "/operator/settlement", &[], None).0, 401, "the data needs the token");
+    let auth = format!("Bearer {TOKEN}");
+    let (status, body) = http(hob.port, "GET", "/operator/settlement", &[("authorization", &auth)], None);
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()["code"].clone()), (409, json!("no_chain")));
+}
 
 #[test]
 fn given_a_book_and_a_trade_when_the_console_opens_then_it_shows_markets_actors_settlement_and_alerts() {
