@@ -145,7 +145,8 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn place(hob: &Hob, user: &str, side: &str, price: &str, qty: &str, nonce: u64) {
-    let order = json!({"market": "BTC-USDT", "side": side, "type": "limit", "price": price, "qty": qty, "nonce": nonce});
+    let order =
+        json!({"market": "BTC-USDT", "side": side, "type": "limit", "price": price, "qty": qty, "nonce": nonce});
     ok(hob.port, "POST", "/api/v1/orders", &[("x-hob-user", user)], Some(order));
 }
 
@@ -200,7 +201,8 @@ fn on_anvil() -> &'static Hob {
         place(&hob, BOB, "buy", "29900.00", "0.3", 1);
         eventually("both sides of the book", || {
             let book = ok(hob.port, "GET", "/api/v1/markets/BTC-USDT/book", &[], None);
-            book["bids"].as_array().is_some_and(|b| b.len() == 1) && book["asks"].as_array().is_some_and(|a| a.len() == 1)
+            book["bids"].as_array().is_some_and(|b| b.len() == 1)
+                && book["asks"].as_array().is_some_and(|a| a.len() == 1)
         });
         hob
     })
@@ -393,10 +395,16 @@ fn given_no_token_when_the_console_is_fetched_then_the_page_is_served_but_no_dat
     let (status, head, script) = exchange(hob.port, "GET", "/console/console.js", &[], None);
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/javascript"), "{head}");
-    assert!(!script.contains("innerHTML") && !script.contains("insertAdjacentHTML"), "server text never becomes markup");
+    assert!(
+        !script.contains("innerHTML") && !script.contains("insertAdjacentHTML"),
+        "server text never becomes markup"
+    );
     assert!(!page.contains("http://") && !page.contains("https://"), "no CDN: the page names no other origin");
     let (status, _, missing) = exchange(hob.port, "GET", "/console/other.js", &[], None);
-    assert_eq!((status, serde_json::from_str::<Value>(&missing).unwrap()["code"].clone()), (404, json!("no_such_asset")));
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&missing).unwrap()["code"].clone()),
+        (404, json!("no_such_asset"))
+    );
 
     assert_eq!(http(hob.port, "GET", "/operator/settlement", &[], None).0, 401, "the data needs the token");
     let auth = format!("Bearer {TOKEN}");
@@ -559,7 +567,11 @@ fn given_hob_on_anvil_when_the_console_opens_then_the_settlement_pipeline_shows_
 
     assert!(body_tag(&dom).contains("data-state=\"live\""), "{}", body_tag(&dom));
     assert!(!dom.contains("data-chain=\"none\""), "a chain is configured");
-    assert!(field(&dom, "operator").contains(&operator), "the settlement operator's wallet: {}", field(&dom, "operator"));
+    assert!(
+        field(&dom, "operator").contains(&operator),
+        "the settlement operator's wallet: {}",
+        field(&dom, "operator")
+    );
     assert!(field(&dom, "running").contains(">running<"), "{}", field(&dom, "running"));
     let btc = row(&dom, "data-market=\"BTC-USDT\"");
     assert!(btc.contains("data-field=\"best-bid\">29900.00<") && btc.contains("data-field=\"best-ask\">30100.00<"));

@@ -185,7 +185,10 @@ pub async fn pipeline(state: web::Data<AppState>, _: Operator) -> Json<Settlemen
             attempts: slot
                 .attempts
                 .iter()
-                .map(|(price, purpose)| AttemptInfo { gas_price_wei: price.to_string(), purpose: purpose_text(purpose) })
+                .map(|(price, purpose)| AttemptInfo {
+                    gas_price_wei: price.to_string(),
+                    purpose: purpose_text(purpose),
+                })
                 .collect(),
         });
     }
