@@ -128,6 +128,10 @@
   // -------------------------------------------------------------------------------------
 
   async function setHalted(market, halted) {
+    const question = halted
+      ? "Halt " + market + "? New orders are refused until it is resumed; cancels still work."
+      : "Resume " + market + "? New orders are accepted again.";
+    if (!window.confirm(question)) return;
     try {
       await api("/operator/markets/" + encodeURIComponent(market) + (halted ? "/halt" : "/resume"), "POST");
     } catch (e) {

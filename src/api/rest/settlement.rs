@@ -192,6 +192,8 @@ pub async fn pipeline(state: web::Data<AppState>, _: Operator) -> Json<Settlemen
                 .collect(),
         });
     }
+    // A fresh HTTP client per request: cheap next to the node's answer, and it keeps this
+    // route from holding a connection the server's other parts would have to share.
     match chain.link.settlement_chain() {
         Ok(node) => match node.nonce_counts(handle.address).await {
             Ok(counts) => {
