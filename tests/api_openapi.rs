@@ -16,6 +16,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/ws"),
+    ("GET", "/console"),
+    ("GET", "/console/{asset}"),
     ("GET", "/api/v1/markets"),
     ("GET", "/api/v1/markets/{market}"),
     ("GET", "/api/v1/markets/{market}/book"),
@@ -30,6 +32,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/operator/markets/{market}/halt"),
     ("POST", "/operator/markets/{market}/resume"),
     ("POST", "/operator/views/rebuild"),
+    ("GET", "/operator/settlement"),
     ("GET", "/operator/chain"),
     ("POST", "/operator/chain/pause"),
     ("POST", "/operator/chain/unpause"),
@@ -79,6 +82,7 @@ fn concrete(path: &str) -> String {
         .replace("{order_id}", "1")
         .replace("{client_order_id}", "nobody")
         .replace("{address}", &user(1))
+        .replace("{asset}", "console.js")
 }
 
 /// Requests every route and asserts it is mounted: whatever it answers, it is not the

@@ -348,6 +348,17 @@ async fn given_two_funded_users_when_they_trade_through_the_api_then_the_trade_s
     assert!(exchange.nextBatchIndex().call().await.unwrap() >= 1, "a BatchSettled batch");
     let status = ok(hob, Method::GET, "/operator/chain", Some(TOKEN), None).await;
     assert_eq!(status["settlement_alerts"], 0, "{status}");
+    // The operator's view of the pipeline (what the console shows) counts it.
+    wait_until("the settlement pipeline counts the trade", || async {
+        call(hob, Method::GET, "/operator/settlement", Some(TOKEN), None).await.1["settled_trades"].as_u64() >= Some(1)
+    })
+    .await;
+    let pipeline = ok(hob, Method::GET, "/operator/settlement", Some(TOKEN), None).await;
+    assert_eq!(pipeline["running"], true, "{pipeline}");
+    assert!(pipeline["settled_batches"].as_u64() >= Some(1), "{pipeline}");
+    assert!(pipeline["nonces"]["next"].as_u64() >= Some(1), "a nonce was used: {pipeline}");
+    assert!(pipeline["nonces"]["chain_latest"].as_u64() >= Some(1), "and mined: {pipeline}");
+    assert_eq!(pipeline["alerts_total"], 0, "{pipeline}");
 }
 
 #[actix_rt::test]

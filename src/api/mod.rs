@@ -3,11 +3,13 @@
 //! login sessions and agent keys in `sessions`), checks signed orders (`signing`), limits
 //! them (`rate_limit`), hands commands to the engine (`trading`) and serves reads
 //! from live feeds that follow the event streams (`feed`), never from the matching actors.
+//! The operator console (`console`) is a static page, a client of the operator API.
 
 pub mod amounts;
 pub mod auth;
 pub mod catalog;
 pub mod chain;
+pub mod console;
 pub mod error;
 pub mod feed;
 pub mod metrics;

@@ -324,7 +324,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         say!("  REST       http://{addr}/api/v1/markets   (OpenAPI: http://{addr}/openapi.json)");
         say!("  WebSocket  ws://{addr}/ws                 (docs/websocket.md)");
         match config.operator.token {
-            Some(_) => say!("  operator   http://{addr}/operator/actors   (Authorization: Bearer <token>)"),
+            Some(_) => {
+                say!("  operator   http://{addr}/operator/actors   (Authorization: Bearer <token>)");
+                say!("  console    http://{addr}/console   (asks for the operator token)");
+            }
             None => say!("  operator   disabled (no operator token configured)"),
         }
         say!("  metrics    http://{addr}/metrics   health: /healthz /readyz");

@@ -1,5 +1,6 @@
 //! The HTTP routes: the public market data and the private, trading and development routes
-//! under `/api/v1`, the operator API under `/operator`, and the system routes at the root.
+//! under `/api/v1`, the operator API under `/operator`, the system routes at the root, and the
+//! operator console's static page under `/console`.
 //! Routes are mounted through `utoipa_actix_web`, so the OpenAPI document is generated from
 //! exactly what is mounted (`tests/api_openapi.rs` checks both against each other and against
 //! the running server).
@@ -10,6 +11,7 @@ pub mod chain;
 pub mod operator;
 pub mod orders;
 pub mod public;
+pub mod settlement;
 pub mod system;
 pub mod withdrawals;
 
@@ -35,7 +37,9 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
         .service(system::readyz)
         .service(system::metrics)
         .service(system::openapi)
-        .service(crate::api::ws::connect);
+        .service(crate::api::ws::connect)
+        .service(crate::api::console::page)
+        .service(crate::api::console::static_asset);
     let mut api = scope("/api/v1")
         .service(public::markets)
         .service(public::market)
@@ -76,6 +80,7 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
             .service(operator::halt)
             .service(operator::resume)
             .service(operator::rebuild_views)
+            .service(settlement::pipeline)
             .service(chain::chain_status)
             .service(chain::pause)
             .service(chain::unpause),
