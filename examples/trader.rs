@@ -154,7 +154,7 @@ async fn run(args: &Args, clock: &Clock) -> anyhow::Result<()> {
     }
     for (trader, asset) in [(&seller, &terms.quote), (&buyer, &terms.base)] {
         let units = chain.vault_balance(trader.key.address(), asset).await?;
-        trader.say(&format!("vault balance on-chain: {units} base units of {asset}"));
+        trader.say(&format!("vault balance on-chain: {} {asset}", chain.amount(asset, units).await?));
     }
     println!("{} done: {} {} traded at {} and settled on-chain", clock.stamp(), args.qty, terms.base, args.price);
     seller.socket.close().await;

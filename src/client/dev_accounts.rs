@@ -31,7 +31,9 @@ pub fn dev_account(n: usize) -> Result<PrivateKeySigner, ClientError> {
 
 /// A private key in hex, with or without `0x`.
 pub fn parse_key(hex: &str) -> Result<PrivateKeySigner, ClientError> {
-    hex.trim().parse().map_err(|_| ClientError::Invalid("not a private key (64 hex digits, optionally 0x-prefixed)".into()))
+    hex.trim()
+        .parse()
+        .map_err(|_| ClientError::Invalid("not a private key (64 hex digits, optionally 0x-prefixed)".into()))
 }
 
 #[cfg(test)]

@@ -117,7 +117,8 @@ mod tests {
         assert_eq!(result.answers(), Some(&Value::from("p1")));
         let error = read(r#"{"type": "error", "id": 4, "code": "nonce_used", "message": "nonce already used"}"#);
         assert_eq!(error.answers(), Some(&Value::from(4)));
-        let l2 = read(r#"{"type": "update", "channel": "l2", "market": "BTC-USDT", "first_update_id": 42, "bids": []}"#);
+        let l2 =
+            read(r#"{"type": "update", "channel": "l2", "market": "BTC-USDT", "first_update_id": 42, "bids": []}"#);
         assert_eq!(l2, ServerMessage::Update(Push::Other));
         assert_eq!(read(r#"{"type": "something_new", "x": 1}"#), ServerMessage::Other);
     }

@@ -89,14 +89,22 @@ impl MarketTerms {
 
     /// A decimal price in ticks; a price off the grid is refused, never rounded.
     pub fn ticks(&self, price: Decimal) -> Result<u64, ClientError> {
-        steps(price, self.tick_size)
-            .ok_or_else(|| ClientError::Invalid(format!("price {price} is not a positive multiple of {}'s tick {}", self.market, self.tick_size)))
+        steps(price, self.tick_size).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "price {price} is not a positive multiple of {}'s tick {}",
+                self.market, self.tick_size
+            ))
+        })
     }
 
     /// A decimal size in lots; a size off the grid is refused, never rounded.
     pub fn lots(&self, qty: Decimal) -> Result<u64, ClientError> {
-        steps(qty, self.lot_size)
-            .ok_or_else(|| ClientError::Invalid(format!("size {qty} is not a positive multiple of {}'s lot {}", self.market, self.lot_size)))
+        steps(qty, self.lot_size).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "size {qty} is not a positive multiple of {}'s lot {}",
+                self.market, self.lot_size
+            ))
+        })
     }
 }
 
@@ -172,8 +180,14 @@ mod tests {
 
     #[test]
     fn given_a_gtd_order_when_signed_then_it_is_refused() {
-        let order =
-            LimitOrder { side: WireSide::Sell, price_ticks: 1, qty_lots: 1, tif: WireTif::Gtd, nonce: 1, client_order_id: None };
+        let order = LimitOrder {
+            side: WireSide::Sell,
+            price_ticks: 1,
+            qty_lots: 1,
+            tif: WireTif::Gtd,
+            nonce: 1,
+            client_order_id: None,
+        };
         assert!(matches!(signed_place(&btc_usdt(), &PrivateKeySigner::random(), &order), Err(ClientError::Invalid(_))));
     }
 

@@ -13,9 +13,9 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::chain::eip712;
 use crate::api::rest::chain::ChainInfo;
 use crate::api::wire::BalanceInfo;
+use crate::chain::eip712;
 use crate::client::ClientError;
 
 /// What orders for one market are signed and sized with.

@@ -79,11 +79,26 @@ impl Deployment {
         self.tokens.get(asset).copied().ok_or_else(|| ClientError::Chain(format!("no token for {asset} on this chain")))
     }
 
+    /// The `decimals` of `asset`'s token, read on-chain.
+    pub async fn decimals(&self, asset: &str) -> Result<u8, ClientError> {
+        let token = TestToken::new(self.token(asset)?, self.reader()?);
+        token.decimals().call().await.map_err(|e| chain_error("decimals", e))
+    }
+
+    /// `units` of `asset` as a decimal amount of the token.
+    pub async fn amount(&self, asset: &str, units: u128) -> Result<Decimal, ClientError> {
+        let decimals = self.decimals(asset).await?;
+        i128::try_from(units)
+            .ok()
+            .and_then(|units| Decimal::try_from_i128_with_scale(units, u32::from(decimals)).ok())
+            .map(|amount| amount.normalize())
+            .ok_or_else(|| ClientError::Invalid(format!("{units} base units of {asset} do not fit a decimal")))
+    }
+
     /// `amount` of `asset` in the token's base units (its `decimals`, read on-chain); an
     /// amount finer than the token is refused, never rounded.
     pub async fn base_units(&self, asset: &str, amount: Decimal) -> Result<u128, ClientError> {
-        let token = TestToken::new(self.token(asset)?, self.reader()?);
-        let decimals = token.decimals().call().await.map_err(|e| chain_error("decimals", e))?;
+        let decimals = self.decimals(asset).await?;
         let bad = || ClientError::Invalid(format!("{amount} {asset} is not a positive amount of base units"));
         let exact = amount.normalize();
         let scale = exact.scale();
@@ -119,7 +134,8 @@ impl Deployment {
     /// `user`'s balance of `asset` in the exchange's vault, in base units.
     pub async fn vault_balance(&self, user: Address, asset: &str) -> Result<u128, ClientError> {
         let exchange = HobExchange::new(self.exchange, self.reader()?);
-        let balance = exchange.balances(user, self.token(asset)?).call().await.map_err(|e| chain_error("balances", e))?;
+        let balance =
+            exchange.balances(user, self.token(asset)?).call().await.map_err(|e| chain_error("balances", e))?;
         u128::try_from(balance).map_err(|_| ClientError::Chain(format!("a vault balance beyond u128: {balance}")))
     }
 
