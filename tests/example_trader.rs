@@ -59,7 +59,7 @@ async fn given_make_runs_hob_on_anvil_when_the_trader_example_runs_then_it_depos
     // Given hob on a local anvil mining a block every 200 ms, settling in small batches.
     let hob = HobServe::spawn_on_anvil(
         &["--anvil-block-time-ms", "200"],
-        &[("HOB_CHAIN_BATCH_WINDOW_MS", "100"), ("HOB_OPERATOR_TOKEN", "example-trader-test")],
+        &[("HOB_CHAIN_BATCH_WINDOW_MS", "100".into()), ("HOB_OPERATOR_TOKEN", "example-trader-test-token".into())],
     );
     let chain = Deployment::from_info(&Rest::new(&hob.base).chain().await.unwrap()).unwrap();
     // The example's default wallets: dev accounts 4 (seller) and 5 (buyer), untouched so far.
