@@ -67,10 +67,17 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let clock = Clock { started: Instant::now(), deadline: Instant::now() + Duration::from_secs(args.timeout_secs) };
-    match run(&args, &clock).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // Waits on the sockets stop at the deadline with what they waited for; this bounds the
+    // rest (REST calls, transactions), a little later so those messages come first.
+    let bound = Duration::from_secs(args.timeout_secs) + Duration::from_secs(5);
+    match tokio::time::timeout(bound, run(&args, &clock)).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("trader: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("trader: FAILED: timed out: not settled within --timeout-secs {}", args.timeout_secs);
             ExitCode::FAILURE
         }
     }
