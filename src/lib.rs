@@ -5,6 +5,7 @@ pub mod actors;
 pub mod api;
 pub mod audit;
 pub mod chain;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -9,8 +9,7 @@
 
 // Test code unwraps: a failure should fail the test.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,10 @@ use serde_json::{json, Value};
 use hob::chain::contract::{HobExchange, TestToken};
 use hob::chain::eip712::{self, MessageJson, Order};
 
+#[path = "support/hob_serve.rs"]
+mod hob_serve;
+use hob_serve::HobServe;
+
 const TOKEN: &str = "operator-token-for-serve-chain-tests";
 const LIMIT: Duration = Duration::from_secs(60);
 /// The demo BTC-USDT market: its id in the contract, lots of 0.0001 BTC, ticks of 0.01 USDT.
@@ -36,106 +39,24 @@ const SATS_PER_LOT: u128 = 10_000;
 // A hob process
 // ---------------------------------------------------------------------------------------------
 
-struct Hob {
-    child: Child,
-    base: String,
-    /// The anvil hob spawned (anvil mode).
-    anvil_pid: Option<u32>,
-    _dir: tempfile::TempDir,
-    /// Held, never waited on: it must outlive this process.
-    _watchdog: Child,
-}
-
-/// A test's own hob stops (SIGTERM, so cleanly) when the test ends; the shared one lives in
-/// a static and is stopped by its watchdog.
-impl Drop for Hob {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+type Hob = HobServe;
 
 /// Starts `hob serve --chain anvil --dev-faucet` on a fresh data directory and a free port,
 /// and reads its banner up to the last line.
 fn spawn_hob() -> Hob {
-    let dir = tempfile::tempdir().unwrap();
-    let hob = launch(dir, &["--dev-faucet", "--chain", "anvil"], &[]).unwrap_or_else(|e| panic!("{e}"));
-    assert!(hob.anvil_pid.is_some(), "hob names the anvil it spawned");
-    hob
+    HobServe::spawn_on_anvil(&[], &defaults())
 }
 
-/// Starts `hob serve` with `args` and `env` on a fresh data directory in `dir` and a free
-/// port, and reads its banner; `Err` with hob's output if it exits first.
+/// The operator token the tests use, and settlement batches that close quickly.
+fn defaults() -> Vec<(&'static str, String)> {
+    vec![("HOB_OPERATOR_TOKEN", TOKEN.to_owned()), ("HOB_CHAIN_BATCH_WINDOW_MS", "100".to_owned())]
+}
+
+/// Starts `hob serve` with `args` and `env` (over the defaults) on a fresh data directory in
+/// `dir`; `Err` with hob's output if it exits first.
 fn launch(dir: tempfile::TempDir, args: &[&str], env: &[(&str, String)]) -> Result<Hob, String> {
-    let port = free_port();
-    let stderr = std::fs::File::create(dir.path().join("hob.stderr")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hob"))
-        .args(["serve", "--workers", "1"])
-        .args(args)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--store")
-        .arg(format!("sqlite:{}", dir.path().join("data/hob.db").display()))
-        .arg("--views")
-        .arg(format!("sqlite:{}", dir.path().join("data/views.db").display()))
-        .env("HOB_OPERATOR_TOKEN", TOKEN)
-        .env("HOB_CHAIN_BATCH_WINDOW_MS", "100")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("hob starts");
-    let watchdog = stop_with_this_process(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    let mut anvil_pid = None;
-    let mut complete = false;
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(rest) = line.split("(anvil, pid ").nth(1) {
-            anvil_pid = rest.split(',').next().and_then(|pid| pid.parse().ok());
-        }
-        // The banner's last chain line.
-        complete = line.contains("/operator/chain");
-        banner.push(line);
-        if complete {
-            break;
-        }
-    }
-    // The rest of stdout is drained so hob never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    if !complete {
-        let status = child.wait().unwrap();
-        // hob is gone; a thread waits for its watchdog, so it is reaped whenever it ends.
-        let mut watchdog = watchdog;
-        std::thread::spawn(move || watchdog.wait());
-        let stderr = std::fs::read_to_string(dir.path().join("hob.stderr")).unwrap_or_default();
-        return Err(format!("hob exited ({status}) before its banner:\n{}\nstderr:\n{stderr}", banner.join("\n")));
-    }
-    Ok(Hob { child, base: format!("http://127.0.0.1:{port}"), anvil_pid, _dir: dir, _watchdog: watchdog })
-}
-
-/// Statics are never dropped: a watchdog shell stops hob (SIGTERM, so it stops its anvil)
-/// once this test process is gone.
-fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the hob watchdog")
+    let env: Vec<(&str, String)> = defaults().into_iter().chain(env.iter().cloned()).collect();
+    HobServe::launch(dir, args, &env)
 }
 
 fn shared() -> &'static Hob {

@@ -10,19 +10,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_codec::Framed;
 use awc::ws;
 use bytestring::ByteString;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::client::socket::{Socket, TradingSocket};
 use crate::loadgen::stats::{InFlight, Recorder};
 use crate::loadgen::LoadgenError;
-
-type Socket = Framed<awc::BoxedSocket, ws::Codec>;
 
 /// How long connecting and logging in may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,31 +71,10 @@ struct Answer {
 /// Opens the WebSocket and logs in with a session token.
 pub async fn connect(ws_url: &str, token: &str) -> Result<Connection, LoadgenError> {
     let setup = async {
-        let client = awc::Client::builder().timeout(SETUP_TIMEOUT).finish();
-        let (_, framed) = client
-            .ws(ws_url)
-            .max_frame_size(1 << 20)
-            .connect()
-            .await
-            .map_err(|e| LoadgenError::WebSocket(format!("connecting to {ws_url}: {e}")))?;
-        let (sink, stream) = framed.split();
-        let mut conn = Connection { sink, stream };
-        let login = json!({ "op": "login", "id": "login", "token": token }).to_string();
-        conn.send(login).await?;
-        loop {
-            let answer = conn.next_answer().await?;
-            if answer.id.as_ref().and_then(Value::as_str) != Some("login") {
-                continue;
-            }
-            return match answer.kind.as_str() {
-                "result" => Ok(conn),
-                _ => Err(LoadgenError::Refused {
-                    path: "ws login".into(),
-                    status: 0,
-                    body: answer.code.unwrap_or_default(),
-                }),
-            };
-        }
+        let mut socket = TradingSocket::connect(ws_url).await?;
+        socket.login(token).await?;
+        let (sink, stream) = socket.into_parts();
+        Ok(Connection { sink, stream })
     };
     tokio::time::timeout(SETUP_TIMEOUT, setup)
         .await
@@ -105,35 +82,6 @@ pub async fn connect(ws_url: &str, token: &str) -> Result<Connection, LoadgenErr
 }
 
 impl Connection {
-    async fn send(&mut self, text: String) -> Result<(), LoadgenError> {
-        self.sink
-            .send(ws::Message::Text(ByteString::from(text)))
-            .await
-            .map_err(|e| LoadgenError::WebSocket(format!("send: {e}")))
-    }
-
-    /// The next JSON message (pings answered on the way).
-    async fn next_answer(&mut self) -> Result<Answer, LoadgenError> {
-        loop {
-            match self.stream.next().await {
-                Some(Ok(ws::Frame::Text(bytes))) => {
-                    if let Ok(answer) = serde_json::from_slice::<Answer>(&bytes) {
-                        return Ok(answer);
-                    }
-                }
-                Some(Ok(ws::Frame::Ping(bytes))) => {
-                    let _ = self.sink.send(ws::Message::Pong(bytes)).await;
-                }
-                Some(Ok(ws::Frame::Close(reason))) => {
-                    return Err(LoadgenError::WebSocket(format!("closed by the server: {reason:?}")))
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(LoadgenError::WebSocket(e.to_string())),
-                None => return Err(LoadgenError::WebSocket("the connection ended".into())),
-            }
-        }
-    }
-
     async fn close(mut self) {
         let _ = self.sink.send(ws::Message::Close(None)).await;
     }

@@ -61,6 +61,25 @@ pub enum LoadgenError {
     Spawn(String),
 }
 
+/// The client's errors keep their meaning here: a refusal stays a refusal.
+impl From<crate::client::ClientError> for LoadgenError {
+    fn from(e: crate::client::ClientError) -> LoadgenError {
+        use crate::client::ClientError as C;
+        match e {
+            C::Http(m) => LoadgenError::Http(m),
+            C::Refused { path, status, body } => LoadgenError::Refused { path, status, body },
+            C::Server(m) => LoadgenError::Server(m),
+            C::UnknownMarket(m) => LoadgenError::UnknownMarket(m),
+            C::Sign(m) => LoadgenError::Sign(m),
+            C::WebSocket(m) => LoadgenError::WebSocket(m),
+            C::Rejected { op, code, message } => {
+                LoadgenError::Refused { path: format!("ws {op}"), status: 0, body: format!("{code}: {message}") }
+            }
+            C::Chain(m) | C::Invalid(m) => LoadgenError::Server(m),
+        }
+    }
+}
+
 /// One run's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadConfig {
@@ -180,7 +199,7 @@ pub async fn run(config: &LoadConfig) -> Result<Outcome, LoadgenError> {
         async move {
             rest.faucet(key.address(), &terms.base, &base).await?;
             rest.faucet(key.address(), &terms.quote, &quote).await?;
-            rest.login(key).await
+            Ok::<String, LoadgenError>(rest.login(key).await?)
         }
     }))
     .await

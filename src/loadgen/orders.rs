@@ -7,17 +7,12 @@ use alloy::signers::local::PrivateKeySigner;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::chain::eip712::{self, MessageJson, Order};
+use crate::api::wire::{WireSide, WireTif};
+use crate::client::orders::{signed_place, LimitOrder};
 use crate::loadgen::mix::{GenOrder, GenSide, OrderMix};
 use crate::loadgen::schedule::Rng;
 use crate::loadgen::setup::MarketTerms;
 use crate::loadgen::LoadgenError;
-
-const SIDE_BUY: u8 = 0;
-const SIDE_SELL: u8 = 1;
-const ORDER_TYPE_LIMIT: u8 = 0;
-const TIF_GTC: u8 = 0;
-const TIF_IOC: u8 = 1;
 
 /// The text of the `place` request with id `index` for `order`, signed by `key`; `nonce`
 /// must be one the trader never used.
@@ -28,36 +23,15 @@ pub fn place_request(
     order: GenOrder,
     nonce: u64,
 ) -> Result<String, LoadgenError> {
-    let signed = Order {
-        trader: key.address(),
-        market: terms.chain_market_id,
-        side: if order.side == GenSide::Buy { SIDE_BUY } else { SIDE_SELL },
-        orderType: ORDER_TYPE_LIMIT,
-        timeInForce: if order.ioc { TIF_IOC } else { TIF_GTC },
-        postOnly: false,
-        price: order.price_ticks,
-        quantity: order.qty_lots,
-        maxFeeBps: terms.max_fee_bps,
+    let order = LimitOrder {
+        side: if order.side == GenSide::Buy { WireSide::Buy } else { WireSide::Sell },
+        price_ticks: order.price_ticks,
+        qty_lots: order.qty_lots,
+        tif: if order.ioc { WireTif::Ioc } else { WireTif::Gtc },
         nonce,
-        expiry: 0,
+        client_order_id: None,
     };
-    let signature = eip712::sign(key, &signed, &terms.domain).map_err(|e| LoadgenError::Sign(e.to_string()))?;
-    let request = json!({
-        "op": "place",
-        "id": index,
-        "order": {
-            "market": terms.market,
-            "side": if order.side == GenSide::Buy { "buy" } else { "sell" },
-            "price": (Decimal::from(order.price_ticks) * terms.tick_size).normalize().to_string(),
-            "qty": (Decimal::from(order.qty_lots) * terms.lot_size).normalize().to_string(),
-            "tif": if order.ioc { "ioc" } else { "gtc" },
-            "nonce": nonce,
-            "signed_order": {
-                "order": signed.message_json(),
-                "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes())),
-            },
-        },
-    });
+    let request = json!({ "op": "place", "id": index, "order": signed_place(terms, key, &order)? });
     Ok(request.to_string())
 }
 
