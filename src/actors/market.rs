@@ -30,8 +30,8 @@ use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 #[rtype(result = "Result<MarketReply, ActorError>")]
 pub struct MarketRequest {
     pub command: MarketCommand,
-    /// A placement's signed order, kept while the order lives and sent with its trades to
-    /// settlement.
+    /// A placement's signed order, or a signed amend's new one, kept while the order lives
+    /// and sent with its trades to settlement.
     pub auth: Option<OrderAuth>,
     /// Set when the command arrived through a queue; makes a redelivery a no-op.
     pub source: Option<MessageSource>,
@@ -274,6 +274,16 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 Counters::bump(&self.deps.counters.panics);
                 ctx.stop();
                 return Box::pin(fut::ready(Err(ActorError::Panicked)));
+            }
+            // A signed amend the market applied replaces the order's signed order before any
+            // trade of the amended order is routed, so trades after the amend (its re-entry's
+            // included) settle under the new signature and earlier ones kept the old. Recorded
+            // only when applied: a refused amend leaves the old signature in force.
+            if let (MarketCommand::Amend { order, .. }, Some(auth)) = (&item.command, &item.auth) {
+                if events.iter().any(|e| matches!(e, MarketEvent::Amended { order: o, .. } if o == order)) {
+                    stored_events.push(OrderAuths::event(self.deps.clock.as_ref(), item.correlation_id, *order, auth));
+                    self.auths.insert(*order, auth.clone());
+                }
             }
             // Routing reads the book as it was before these events.
             outbox.extend(self.outbox(&item.command, &events));

@@ -2,6 +2,13 @@
 //! book, kept so every trade can carry both signed orders to settlement. Actor state beside
 //! the domain's (matching never reads it), rebuilt from `market.OrderAuthorized` events and
 //! dropped when the order's life ends.
+//!
+//! An order has one signed order at a time. A signed amend the market applied records the
+//! amend's new signed order (another `market.OrderAuthorized` for the same order id, stored
+//! before the `market.Amended` it goes with), which replaces the old one: trades routed before
+//! it carried the old signature, trades after it carry the new one. The same event type at
+//! the same schema version serves both, since folding it has always meant "this is the
+//! order's signed order from here on".
 
 use std::collections::HashMap;
 
@@ -24,6 +31,7 @@ impl OrderAuths {
         self.by_order.get(&order)
     }
 
+    /// Records `order`'s signed order, replacing any earlier one (a signed amend's).
     pub fn insert(&mut self, order: OrderId, auth: OrderAuth) {
         self.by_order.insert(order, auth);
     }
@@ -114,5 +122,33 @@ mod tests {
         assert!(replayed.is_empty());
         assert_eq!(OrderAuths::from_snapshot(&Value::Null), Some(OrderAuths::default()));
         assert_eq!(OrderAuths::from_snapshot(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn a_signed_amend_replaces_the_orders_signed_order_live_on_replay_and_in_snapshots() {
+        // Given order 7 signed under nonce 1, and order 8 signed too
+        let (old, new) = (OrderAuth::new(r#"{"nonce":"1"}"#), OrderAuth::new(r#"{"nonce":"2"}"#));
+        let other = OrderAuth::new(r#"{"nonce":"5"}"#);
+        let stored = [
+            OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(7), &old),
+            OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(8), &other),
+        ];
+        let mut live = OrderAuths::default();
+        live.insert(OrderId(7), old.clone());
+        live.insert(OrderId(8), other.clone());
+        // When an amend of order 7 is applied with a new signed order under nonce 2
+        let amend = OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(7), &new);
+        live.insert(OrderId(7), new.clone());
+        // Then order 7's trades from now on carry the new one, order 8's are untouched
+        assert_eq!(live.get(OrderId(7)), Some(&new));
+        assert_eq!(live.get(OrderId(8)), Some(&other));
+        assert_eq!(live.len(), 2);
+        // And replaying the stream in order, or restoring a snapshot, gives the same state
+        let mut replayed = OrderAuths::default();
+        for event in stored.iter().chain([&amend]) {
+            replayed.apply(&event.payload).unwrap();
+        }
+        assert_eq!(replayed, live);
+        assert_eq!(OrderAuths::from_snapshot(&live.to_snapshot()), Some(live));
     }
 }
