@@ -124,7 +124,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
             let event = decode_market_event_bytes(&stored.event_type, stored.schema_version, &stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
             market.apply(&event).map_err(|e| replay(e.to_string()))?;
-            auths.forget_ended(&event);
+            auths.forget_ended(&event, market.book());
             Ok(())
         })
         .await?;
@@ -303,7 +303,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 ));
             }
             for event in &events {
-                self.auths.forget_ended(event);
+                self.auths.forget_ended(event, self.market.book());
             }
             debug_assert!(!self.market.book().is_crossed(), "invariant: the book is never crossed after a command");
             if let Some(source) = item.source {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{MarketEvent, OrderAuth, OrderId};
+use crate::domain::{MarketEvent, OrderAuth, OrderBook, OrderId};
 use crate::events::{Clock, NewEvent};
 
 pub const ORDER_AUTHORIZED: &str = "market.OrderAuthorized";
@@ -58,13 +58,17 @@ impl OrderAuths {
         Ok(())
     }
 
-    /// Forgets an order whose life `event` ends: it can never trade again.
-    pub fn forget_ended(&mut self, event: &MarketEvent) {
+    /// Forgets an order whose life `event` ends: it can never trade again. `book` is the book
+    /// with `event` applied. A rejection ends a placement, but a refused amend or cancel names
+    /// an order that lives on in the book, and its signed order must stay for its next trades.
+    pub fn forget_ended(&mut self, event: &MarketEvent, book: &OrderBook) {
         match event {
             MarketEvent::Filled { order }
             | MarketEvent::Expired { order, .. }
-            | MarketEvent::Cancelled { order, .. }
-            | MarketEvent::Rejected { order, .. } => {
+            | MarketEvent::Cancelled { order, .. } => {
+                self.by_order.remove(order);
+            }
+            MarketEvent::Rejected { order, .. } if !book.contains(*order) => {
                 self.by_order.remove(order);
             }
             _ => {}
@@ -102,7 +106,7 @@ impl OrderAuths {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CancelReason, QtyLots};
+    use crate::domain::{CancelReason, PriceTicks, QtyLots, RejectReason, RestingOrder, Side, StpMode, UserId};
     use crate::events::SystemClock;
 
     #[test]
@@ -114,14 +118,41 @@ mod tests {
         assert_eq!(replayed.get(OrderId(7)), Some(&auth));
         let snapshot = replayed.to_snapshot();
         assert_eq!(OrderAuths::from_snapshot(&snapshot), Some(replayed.clone()));
-        replayed.forget_ended(&MarketEvent::Cancelled {
-            order: OrderId(7),
-            remaining: QtyLots(1),
-            reason: CancelReason::User,
-        });
+        replayed.forget_ended(
+            &MarketEvent::Cancelled { order: OrderId(7), remaining: QtyLots(1), reason: CancelReason::User },
+            &OrderBook::default(),
+        );
         assert!(replayed.is_empty());
         assert_eq!(OrderAuths::from_snapshot(&Value::Null), Some(OrderAuths::default()));
         assert_eq!(OrderAuths::from_snapshot(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn a_refused_amend_keeps_the_live_orders_signed_order_and_a_refused_placement_drops_its_own() {
+        // Given order 7 resting with its signed order, and order 8's signed order recorded
+        // before its placement was decided
+        let mut book = OrderBook::default();
+        let resting = RestingOrder {
+            id: OrderId(7),
+            user: UserId([1; 20]),
+            side: Side::Sell,
+            price: PriceTicks(100),
+            qty: QtyLots(3),
+            expiry: None,
+            post_only: false,
+            stp: StpMode::ExpireMaker,
+        };
+        book.insert(resting).unwrap();
+        let mut auths = OrderAuths::default();
+        auths.insert(OrderId(7), OrderAuth::new("seven"));
+        auths.insert(OrderId(8), OrderAuth::new("eight"));
+        // When the market refuses an amend of 7 (halted) and the placement of 8
+        let rejected = |order| MarketEvent::Rejected { order: OrderId(order), reason: RejectReason::MarketHalted };
+        auths.forget_ended(&rejected(7), &book);
+        auths.forget_ended(&rejected(8), &book);
+        // Then 7, still in the book, keeps its signed order for its next trades; 8 has none
+        assert_eq!(auths.get(OrderId(7)), Some(&OrderAuth::new("seven")));
+        assert_eq!(auths.get(OrderId(8)), None);
     }
 
     #[test]
