@@ -30,8 +30,8 @@ use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{decode_transfer_record, TransferRecord};
 use crate::domain::user::{OpenOrder, OrderRequest, UserReject};
 use crate::domain::{
-    Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId, OrderType,
-    PriceTicks, QtyLots, Side, StpMode, TimeInForce, UserId,
+    AmendAuth, Amount, AssetId, ClientOrderId, MarketCommand, MarketId, MarketSpec, NewOrder, OrderAuth, OrderId,
+    OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce, UserId,
 };
 use crate::domain::{DepositId, WithdrawalAuth};
 use crate::events::market_command::decode_market_record;
@@ -352,7 +352,21 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         price: PriceTicks,
         qty: QtyLots,
     ) -> Result<UserReply, EngineError> {
-        self.user_op(user, UserOp::Amend { market, order, price, qty }).await
+        self.user_op(user, UserOp::Amend { market, order, price, qty, signed: None }).await
+    }
+
+    /// An amend carrying the user's new signed order for the new terms (signed mode): trades
+    /// after it settle under `signed`, and its nonce is used once like a placement's.
+    pub async fn amend_signed(
+        &self,
+        user: UserId,
+        market: MarketId,
+        order: OrderId,
+        price: PriceTicks,
+        qty: QtyLots,
+        signed: AmendAuth,
+    ) -> Result<UserReply, EngineError> {
+        self.user_op(user, UserOp::Amend { market, order, price, qty, signed: Some(signed) }).await
     }
 
     /// The user's live state: balances, open orders, nonces.

@@ -297,14 +297,144 @@ async fn bad_signatures_are_refused_with_a_code_and_change_nothing() {
     let res = place(&s, &mallory_token, with_signature(r, &o, &alice)).await;
     assert_eq!(res.body["code"], "signed_field_mismatch", "{}", res.text);
     assert_eq!(account(&s, &token).await, before);
-    // In signed mode an amend would leave the old signature on the order: refused.
+    // In signed mode an amend without a new signed order would leave the old signature on the
+    // order: refused.
     let open = before.1[0]["order_id"].as_str().unwrap().to_owned();
     let body = json!({ "price": "91", "qty": "0.02" });
     let res = send(&s, Method::PATCH, Some(&token), &format!("/api/v1/orders/{open}"), Some(body)).await;
-    assert_eq!((res.status, res.body["code"].as_str()), (StatusCode::NOT_IMPLEMENTED, Some("amend_unsupported")));
+    assert_eq!((res.status, res.body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("signature_required")));
     // A cancel needs only the session.
     let res = send(&s, Method::DELETE, Some(&token), &format!("/api/v1/orders/{open}"), None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    s.stop().await;
+}
+
+/// A signed amend of `order_id` to `price` / `qty`: the request and its new EIP-712 order
+/// (the original's terms at the new price, the new open quantity as its quantity, `nonce`).
+fn amend(trader: &PrivateKeySigner, side: &str, price: &str, qty: &str, nonce: u64) -> (Value, Order) {
+    let (_, signed) = order(trader, side, price, qty, nonce);
+    (json!({ "price": price, "qty": qty, "nonce": nonce }), signed)
+}
+
+async fn patch(s: &TestServer, token: &str, order_id: &str, request: Value) -> Response {
+    send(s, Method::PATCH, Some(token), &format!("/api/v1/orders/{order_id}"), Some(request)).await
+}
+
+#[actix_rt::test]
+async fn a_signed_amend_is_checked_like_a_placement_and_a_refused_one_changes_nothing() {
+    let s = signed_server().await;
+    let (alice, mallory) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    s.fund(&address(&alice), "USDT", "1000").await;
+    let token = login(&s, &alice).await;
+    // Given Alice's bid of 0.02 at 90, placed under nonce 7
+    let (bid, bid_order) = order(&alice, "buy", "90", "0.02", 7);
+    let res = place(&s, &token, with_signature(bid, &bid_order, &alice)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let id = res.body["order_id"].as_str().unwrap().to_owned();
+    wait_for(&s, &token, "/api/v1/orders", |o| {
+        o.as_array().is_some_and(|a| a.len() == 1 && a[0]["status"] == "working")
+    })
+    .await;
+    let before = account(&s, &token).await;
+
+    // When she amends it with a new signed order that does not fit, then each is refused
+    // with its code and nothing changes.
+    let past = chrono::Utc::now().timestamp() as u64 - 60;
+    let signed = |o: &Order, by: &PrivateKeySigner| {
+        let (request, _) = amend(&alice, "buy", "91", "0.015", o.nonce);
+        with_signature(request, o, by)
+    };
+    let (_, good) = amend(&alice, "buy", "91", "0.015", 8);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("unsigned", json!({ "price": "91", "qty": "0.015" }), "signature_required"),
+        ("a nonce without a signed order", json!({ "price": "91", "qty": "0.015", "nonce": 8 }), "invalid_amend"),
+        ("signed by another key", signed(&good, &mallory), "wrong_signer"),
+        ("signed for the other side", signed(&Order { side: 1, ..good.clone() }, &alice), "signed_field_mismatch"),
+        ("signed for another market", signed(&Order { market: 2, ..good.clone() }, &alice), "signed_field_mismatch"),
+        ("signed at another price", signed(&Order { price: 9_200, ..good.clone() }, &alice), "signed_field_mismatch"),
+        (
+            "signed for the old quantity, not the new open one",
+            signed(&Order { quantity: 200, ..good.clone() }, &alice),
+            "signed_field_mismatch",
+        ),
+        (
+            "signed for another trader",
+            signed(&Order { trader: mallory.address(), ..good.clone() }, &alice),
+            "signed_field_mismatch",
+        ),
+        ("expired", signed(&Order { expiry: past, ..good.clone() }, &alice), "order_expired"),
+        ("the placement's nonce again", signed(&Order { nonce: 7, ..good.clone() }, &alice), "nonce_used"),
+        (
+            "off the grid",
+            with_signature(json!({ "price": "91.001", "qty": "0.015", "nonce": 8 }), &good, &alice),
+            "off_grid_price",
+        ),
+    ];
+    for (name, request, code) in cases {
+        let res = patch(&s, &token, &id, request).await;
+        assert_eq!(res.body["code"].as_str(), Some(code), "{name}: {}", res.text);
+        assert!(res.status.is_client_error(), "{name}: {}", res.status);
+        assert_eq!(account(&s, &token).await, before, "{name} changed nothing");
+    }
+
+    // When the amend carries a fitting signed order, then it is applied ...
+    let res = patch(&s, &token, &id, signed(&good, &alice)).await;
+    assert_eq!((res.status, res.body["status"].as_str()), (StatusCode::OK, Some("amend_requested")), "{}", res.text);
+    wait_for(&s, &token, &format!("/api/v1/orders/{id}"), |o| o["price"] == "91.00" && o["remaining"] == "0.0150")
+        .await;
+    // ... and its nonce is used: another amend signed under nonce 8 is a replay.
+    let (request, again) = amend(&alice, "buy", "92", "0.015", 8);
+    let res = patch(&s, &token, &id, with_signature(request, &again, &alice)).await;
+    assert_eq!((res.status, res.body["code"].as_str()), (StatusCode::CONFLICT, Some("nonce_used")), "{}", res.text);
+    s.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_signed_amend_over_rest_and_the_websocket_trades_at_its_new_terms() {
+    let s = signed_server().await;
+    let (alice, bob) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    s.fund(&address(&alice), "USDT", "1000").await;
+    s.fund(&address(&bob), "BTC", "1").await;
+    let (alice_token, bob_token) = (login(&s, &alice).await, login(&s, &bob).await);
+    // Given Bob's ask of 0.03 at 100, partly taken (0.01) by Alice
+    let (ask, ask_order) = order(&bob, "sell", "100", "0.03", 1);
+    let res = place(&s, &bob_token, with_signature(ask, &ask_order, &bob)).await;
+    let ask_id = res.body["order_id"].as_str().unwrap().to_owned();
+    let (bid, bid_order) = order(&alice, "buy", "100", "0.01", 1);
+    assert_eq!(place(&s, &alice_token, with_signature(bid, &bid_order, &alice)).await.status, StatusCode::OK);
+    wait_for(&s, &bob_token, &format!("/api/v1/orders/{ask_id}"), |o| o["remaining"] == "0.0200").await;
+
+    // When Bob moves the remainder to 101 over REST (it re-enters) ...
+    let (request, new_order) = amend(&bob, "sell", "101", "0.02", 2);
+    let res = patch(&s, &bob_token, &ask_id, with_signature(request, &new_order, &bob)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    wait_for(&s, &bob_token, &format!("/api/v1/orders/{ask_id}"), |o| o["price"] == "101.00").await;
+    // ... and reduces it to 0.015 over the WebSocket (it keeps its priority)
+    let mut ws = s.ws(None).await;
+    ws.send(json!({"op": "login", "id": 1, "token": bob_token})).await;
+    ws.recv_until(|m| m["id"] == 1).await;
+    let (_, reduced) = amend(&bob, "sell", "101", "0.015", 3);
+    let signature = eip712::sign(&bob, &reduced, &domain()).unwrap();
+    ws.send(json!({
+        "op": "amend", "id": 2, "order_id": ask_id, "price": "101", "qty": "0.015", "nonce": 3,
+        "signed_order": { "order": reduced.message_json(), "signature": hex_signature(&signature) },
+    }))
+    .await;
+    let answer = ws.recv_until(|m| m["id"] == 2).await;
+    assert_eq!(answer["result"]["status"], "amend_requested", "{answer}");
+    // An unsigned amend over the socket is refused like over REST.
+    ws.send(json!({"op": "amend", "id": 3, "order_id": ask_id, "price": "101", "qty": "0.01"})).await;
+    assert_eq!(ws.recv_until(|m| m["id"] == 3).await["code"], "signature_required");
+    ws.close().await;
+    wait_for(&s, &bob_token, &format!("/api/v1/orders/{ask_id}"), |o| o["remaining"] == "0.0150").await;
+
+    // Then Alice's bid at 101 fills the rest at the new price
+    let (bid, bid_order) = order(&alice, "buy", "101", "0.015", 2);
+    let res = place(&s, &alice_token, with_signature(bid, &bid_order, &alice)).await;
+    let bid_id = res.body["order_id"].as_str().unwrap().to_owned();
+    wait_for(&s, &alice_token, &format!("/api/v1/orders/{bid_id}"), |o| o["status"] == "filled").await;
+    let ask = wait_for(&s, &bob_token, &format!("/api/v1/orders/{ask_id}"), |o| o["status"] == "filled").await;
+    assert_eq!(ask["filled"], "0.0250", "{ask}");
     s.stop().await;
 }
 

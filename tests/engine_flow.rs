@@ -306,3 +306,70 @@ async fn each_trade_carries_both_signed_orders_to_settlement_even_across_a_resta
     quiesce(&engine).await;
     assert_eq!(settlement_auths(&engine).await, vec![(serde_json::json!("bob-ask"), serde_json::json!("alice-bid-2"))]);
 }
+
+/// As `settlement_auths`, acking what it took, so the operator's group delivers the next ones.
+async fn taken_settlement_auths(engine: &TestEngine) -> Vec<(serde_json::Value, serde_json::Value)> {
+    use hob::queue::{Queue, SETTLEMENT_QUEUE};
+    let got = engine.queue().receive(SETTLEMENT_QUEUE, 100, Duration::from_millis(50)).await.unwrap();
+    for delivery in &got {
+        engine.queue().ack(SETTLEMENT_QUEUE, &delivery.receipt).await.unwrap();
+    }
+    got.iter().map(|d| (d.message.body["maker_auth"].clone(), d.message.body["taker_auth"].clone())).collect()
+}
+
+fn amend_auth(nonce: u64, auth: &str) -> hob::domain::AmendAuth {
+    hob::domain::AmendAuth { nonce, auth: hob::domain::OrderAuth::new(auth) }
+}
+
+#[actix_rt::test]
+async fn a_signed_amend_the_market_applies_carries_its_new_signed_order_into_later_trades_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hob.db");
+    // A snapshot after every few events, so the restart loads the signed orders from one.
+    let engine = start_with(&path, 2);
+    let (alice, bob) = (user(1), user(2));
+    engine.deposit(alice, asset("USDT"), Amount(10_000_000)).await.unwrap();
+    engine.deposit(bob, asset("BTC"), Amount(100_000)).await.unwrap();
+    let market = spec().id;
+
+    // Given bob's signed ask of 10 lots, of which alice takes 4 under its first signature
+    let ask = engine.place(bob, signed(limit(Side::Sell, 1_000, 10, 1), "bob-ask")).await.unwrap();
+    quiesce(&engine).await;
+    engine.place(alice, signed(limit(Side::Buy, 1_000, 4, 1), "alice-bid-1")).await.unwrap();
+    quiesce(&engine).await;
+    assert_eq!(
+        taken_settlement_auths(&engine).await,
+        vec![(serde_json::json!("bob-ask"), serde_json::json!("alice-bid-1"))]
+    );
+
+    // When the market refuses a signed amend (halted), its signed order is not recorded, and
+    // its nonce is used all the same
+    engine.set_halted(market, true).await.unwrap();
+    let refused = amend_auth(2, "bob-amend-refused");
+    engine.amend_signed(bob, market, ask, PriceTicks(1_001), QtyLots(6), refused).await.unwrap();
+    quiesce(&engine).await;
+    engine.set_halted(market, false).await.unwrap();
+    let again = engine.amend_signed(bob, market, ask, PriceTicks(1_001), QtyLots(6), amend_auth(2, "x")).await;
+    assert!(matches!(again, Err(EngineError::Rejected(hob::domain::UserReject::NonceUsed))), "{again:?}");
+    // (the order's next trade still settles under its first signature)
+    engine.place(alice, signed(limit(Side::Buy, 1_000, 1, 3), "alice-bid-2")).await.unwrap();
+    quiesce(&engine).await;
+    assert_eq!(
+        taken_settlement_auths(&engine).await,
+        vec![(serde_json::json!("bob-ask"), serde_json::json!("alice-bid-2"))]
+    );
+    // and when it applies the next one (the remaining 5 lots re-enter at 1,001)
+    engine.amend_signed(bob, market, ask, PriceTicks(1_001), QtyLots(5), amend_auth(3, "bob-amend")).await.unwrap();
+    quiesce(&engine).await;
+
+    // Then, across a restart, the next trade of the order carries the applied amend's signed order
+    engine.shutdown();
+    drop(engine);
+    let engine = start_with(&path, 2);
+    engine.place(alice, signed(limit(Side::Buy, 1_001, 5, 4), "alice-bid-3")).await.unwrap();
+    quiesce(&engine).await;
+    assert_eq!(
+        taken_settlement_auths(&engine).await,
+        vec![(serde_json::json!("bob-amend"), serde_json::json!("alice-bid-3"))]
+    );
+}

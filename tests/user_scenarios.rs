@@ -10,9 +10,9 @@
 mod scenario;
 
 use hob::domain::{
-    Amount, Balance, CancelReason, ClientOrderId, LedgerError, Market, MarketCommand, MarketEvent, NewOrder, OrderId,
-    OrderLock, OrderRequest, PriceTicks, QtyLots, RejectReason, ReleaseReason, Side, UserCommand, UserEvent,
-    UserReject, UserState, MAX_OPEN_ORDERS, NONCE_WINDOW,
+    AmendAuth, Amount, Balance, CancelReason, ClientOrderId, LedgerError, Market, MarketCommand, MarketEvent, NewOrder,
+    OrderAuth, OrderId, OrderLock, OrderRequest, PriceTicks, QtyLots, RejectReason, ReleaseReason, Side, UserCommand,
+    UserEvent, UserReject, UserState, MAX_OPEN_ORDERS, NONCE_WINDOW,
 };
 use hob::events::user_payload::{decode_user_snapshot, encode_user_snapshot};
 use scenario::*;
@@ -25,6 +25,8 @@ enum When {
     Place(OrderRequest),
     Cancel(u64),
     Amend(u64, u64, u64),
+    /// An amend with a new signed order under this nonce.
+    SignedAmend(u64, u64, u64, u64),
     Market(MarketEvent),
     Confirm(hob::domain::AssetId, u128),
 }
@@ -36,8 +38,15 @@ fn command<'a>(when: &'a When, spec: &'a hob::domain::MarketSpec) -> UserCommand
         When::Place(r) => UserCommand::Place { spec, request: r.clone() },
         When::Cancel(o) => UserCommand::Cancel { market: spec.id, order: OrderId(*o) },
         When::Amend(o, p, q) => {
-            UserCommand::Amend { spec, order: OrderId(*o), price: PriceTicks(*p), qty: QtyLots(*q) }
+            UserCommand::Amend { spec, order: OrderId(*o), price: PriceTicks(*p), qty: QtyLots(*q), signed: None }
         }
+        When::SignedAmend(o, p, q, n) => UserCommand::Amend {
+            spec,
+            order: OrderId(*o),
+            price: PriceTicks(*p),
+            qty: QtyLots(*q),
+            signed: Some(amend_auth(*n)),
+        },
         When::Market(e) => UserCommand::ApplyMarket { spec, event: e },
         When::Confirm(a, n) => UserCommand::ConfirmSettlement { asset: *a, amount: Amount(*n) },
     }
@@ -84,6 +93,11 @@ fn assert_invariants(state: &UserState, log: &[UserEvent]) {
         let locks: u128 = state.account().locks().filter(|(_, l)| l.asset == asset).map(|(_, l)| l.amount.0).sum();
         assert_eq!(b.locked.0, locks, "{asset}: locked is the sum of the locks");
     }
+}
+
+/// A new signed order for an amend under `nonce` (its text is opaque to the user's state).
+fn amend_auth(nonce: u64) -> AmendAuth {
+    AmendAuth { nonce, auth: OrderAuth::new(format!(r#"{{"nonce":"{nonce}"}}"#)) }
 }
 
 fn req(order: NewOrder, nonce: u64) -> OrderRequest {
@@ -334,6 +348,7 @@ fn an_amend_locks_for_both_terms_and_a_rejection_restores_the_old_lock() {
         qty: QtyLots(3),
         previous: buy_lock(5, 100),
         lock: cover,
+        signed: None,
     };
     let (s, _) = check(&given, When::Amend(1, 110, 3), Ok(vec![then]));
     assert_eq!(s.account().balance(quote()).locked, cover.amount);
@@ -364,6 +379,51 @@ fn an_amend_locks_for_both_terms_and_a_rejection_restores_the_old_lock() {
     check(&given, When::Amend(1, 100, 5), Err(UserReject::Grid(RejectReason::AmendNoChange)));
     check(&given, When::Amend(1, 100, 0), Err(UserReject::Grid(RejectReason::AmendToZero)));
     check(&given, When::Amend(9, 100, 1), Err(UserReject::UnknownOrder));
+}
+
+#[test]
+fn a_signed_amend_uses_its_nonce_once_whatever_the_market_answers() {
+    let o = buy(1, ALICE, 100, 5);
+    let given = with(funded(), [When::Place(req(o, 1)), When::Market(accepted(o)), When::Market(rested(o, 5))]);
+    // Given a resting order placed under nonce 1, when Alice amends it with a new signed order
+    // under nonce 2, then the request carries that signed order to the market ...
+    let then = UserEvent::AmendRequested {
+        market: spec().id,
+        order: OrderId(1),
+        price: PriceTicks(110),
+        qty: QtyLots(3),
+        previous: buy_lock(5, 100),
+        lock: buy_lock(8, 110),
+        signed: Some(amend_auth(2)),
+    };
+    let (s, _) = check(&given, When::SignedAmend(1, 110, 3, 2), Ok(vec![then]));
+    // ... and nonce 2 is used from then on.
+    assert!(s.nonces().used().any(|n| n == 2));
+    // A signed amend under the placement's nonce is a replay: refused, nothing changes.
+    check(&given, When::SignedAmend(1, 110, 3, 1), Err(UserReject::NonceUsed));
+    // Once the market refused the amend, its nonce stays used: a signed order is good once.
+    let reverted =
+        with(given.clone(), [When::SignedAmend(1, 110, 3, 2), When::Market(rejected(1, RejectReason::MarketHalted))]);
+    check(&reverted, When::SignedAmend(1, 120, 3, 2), Err(UserReject::NonceUsed));
+    // And a placement cannot reuse it either.
+    check(&reverted, When::Place(req(buy(2, ALICE, 90, 1), 2)), Err(UserReject::NonceUsed));
+    // Applied, the next signed amend needs yet another nonce.
+    let applied = with(given, [When::SignedAmend(1, 110, 3, 2), When::Market(amended(1, 110, 3, false))]);
+    check(&applied, When::SignedAmend(1, 110, 2, 2), Err(UserReject::NonceUsed));
+    let (s, _) = check(
+        &applied,
+        When::SignedAmend(1, 110, 2, 3),
+        Ok(vec![UserEvent::AmendRequested {
+            market: spec().id,
+            order: OrderId(1),
+            price: PriceTicks(110),
+            qty: QtyLots(2),
+            previous: buy_lock(3, 110),
+            lock: buy_lock(5, 110),
+            signed: Some(amend_auth(3)),
+        }]),
+    );
+    assert_eq!(s.nonces().used().collect::<Vec<_>>(), [1, 2, 3]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -539,7 +599,13 @@ fn fills_of_the_old_terms_while_an_amend_is_in_flight_are_covered() {
     let given = with(funded(), [When::Place(req(mine, 1))]);
     let (mut s, mut log) = run(given, &ev);
     for e in s
-        .decide(UserCommand::Amend { spec: &spec(), order: OrderId(1), price: PriceTicks(110), qty: QtyLots(3) })
+        .decide(UserCommand::Amend {
+            spec: &spec(),
+            order: OrderId(1),
+            price: PriceTicks(110),
+            qty: QtyLots(3),
+            signed: None,
+        })
         .unwrap()
     {
         s.apply(&e).unwrap();

@@ -30,8 +30,8 @@ use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 #[rtype(result = "Result<MarketReply, ActorError>")]
 pub struct MarketRequest {
     pub command: MarketCommand,
-    /// A placement's signed order, kept while the order lives and sent with its trades to
-    /// settlement.
+    /// A placement's signed order, or a signed amend's new one, kept while the order lives
+    /// and sent with its trades to settlement.
     pub auth: Option<OrderAuth>,
     /// Set when the command arrived through a queue; makes a redelivery a no-op.
     pub source: Option<MessageSource>,
@@ -124,7 +124,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
             let event = decode_market_event_bytes(&stored.event_type, stored.schema_version, &stored.payload)
                 .map_err(|source| ActorError::Decode { stream: stream.clone(), version: stored.version, source })?;
             market.apply(&event).map_err(|e| replay(e.to_string()))?;
-            auths.forget_ended(&event);
+            auths.forget_ended(&event, market.book());
             Ok(())
         })
         .await?;
@@ -275,6 +275,16 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 ctx.stop();
                 return Box::pin(fut::ready(Err(ActorError::Panicked)));
             }
+            // A signed amend the market applied replaces the order's signed order before any
+            // trade of the amended order is routed, so trades after the amend (its re-entry's
+            // included) settle under the new signature and earlier ones kept the old. Recorded
+            // only when applied: a refused amend leaves the old signature in force.
+            if let (MarketCommand::Amend { order, .. }, Some(auth)) = (&item.command, &item.auth) {
+                if events.iter().any(|e| matches!(e, MarketEvent::Amended { order: o, .. } if o == order)) {
+                    stored_events.push(OrderAuths::event(self.deps.clock.as_ref(), item.correlation_id, *order, auth));
+                    self.auths.insert(*order, auth.clone());
+                }
+            }
             // Routing reads the book as it was before these events.
             outbox.extend(self.outbox(&item.command, &events));
             for event in &events {
@@ -293,7 +303,7 @@ impl<S: EventStore + 'static> MarketActor<S> {
                 ));
             }
             for event in &events {
-                self.auths.forget_ended(event);
+                self.auths.forget_ended(event, self.market.book());
             }
             debug_assert!(!self.market.book().is_crossed(), "invariant: the book is never crossed after a command");
             if let Some(source) = item.source {

@@ -2,13 +2,20 @@
 //! book, kept so every trade can carry both signed orders to settlement. Actor state beside
 //! the domain's (matching never reads it), rebuilt from `market.OrderAuthorized` events and
 //! dropped when the order's life ends.
+//!
+//! An order has one signed order at a time. A signed amend the market applied records the
+//! amend's new signed order (another `market.OrderAuthorized` for the same order id, stored
+//! before the `market.Amended` it goes with), which replaces the old one: trades routed before
+//! it carried the old signature, trades after it carry the new one. The same event type at
+//! the same schema version serves both, since folding it has always meant "this is the
+//! order's signed order from here on".
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::domain::{MarketEvent, OrderAuth, OrderId};
+use crate::domain::{MarketEvent, OrderAuth, OrderBook, OrderId};
 use crate::events::{Clock, NewEvent};
 
 pub const ORDER_AUTHORIZED: &str = "market.OrderAuthorized";
@@ -24,6 +31,7 @@ impl OrderAuths {
         self.by_order.get(&order)
     }
 
+    /// Records `order`'s signed order, replacing any earlier one (a signed amend's).
     pub fn insert(&mut self, order: OrderId, auth: OrderAuth) {
         self.by_order.insert(order, auth);
     }
@@ -50,13 +58,17 @@ impl OrderAuths {
         Ok(())
     }
 
-    /// Forgets an order whose life `event` ends: it can never trade again.
-    pub fn forget_ended(&mut self, event: &MarketEvent) {
+    /// Forgets an order whose life `event` ends: it can never trade again. `book` is the book
+    /// with `event` applied. A rejection ends a placement, but a refused amend or cancel names
+    /// an order that lives on in the book, and its signed order must stay for its next trades.
+    pub fn forget_ended(&mut self, event: &MarketEvent, book: &OrderBook) {
         match event {
             MarketEvent::Filled { order }
             | MarketEvent::Expired { order, .. }
-            | MarketEvent::Cancelled { order, .. }
-            | MarketEvent::Rejected { order, .. } => {
+            | MarketEvent::Cancelled { order, .. } => {
+                self.by_order.remove(order);
+            }
+            MarketEvent::Rejected { order, .. } if !book.contains(*order) => {
                 self.by_order.remove(order);
             }
             _ => {}
@@ -94,7 +106,7 @@ impl OrderAuths {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CancelReason, QtyLots};
+    use crate::domain::{CancelReason, PriceTicks, QtyLots, RejectReason, RestingOrder, Side, StpMode, UserId};
     use crate::events::SystemClock;
 
     #[test]
@@ -106,13 +118,68 @@ mod tests {
         assert_eq!(replayed.get(OrderId(7)), Some(&auth));
         let snapshot = replayed.to_snapshot();
         assert_eq!(OrderAuths::from_snapshot(&snapshot), Some(replayed.clone()));
-        replayed.forget_ended(&MarketEvent::Cancelled {
-            order: OrderId(7),
-            remaining: QtyLots(1),
-            reason: CancelReason::User,
-        });
+        replayed.forget_ended(
+            &MarketEvent::Cancelled { order: OrderId(7), remaining: QtyLots(1), reason: CancelReason::User },
+            &OrderBook::default(),
+        );
         assert!(replayed.is_empty());
         assert_eq!(OrderAuths::from_snapshot(&Value::Null), Some(OrderAuths::default()));
         assert_eq!(OrderAuths::from_snapshot(&json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn a_refused_amend_keeps_the_live_orders_signed_order_and_a_refused_placement_drops_its_own() {
+        // Given order 7 resting with its signed order, and order 8's signed order recorded
+        // before its placement was decided
+        let mut book = OrderBook::default();
+        let resting = RestingOrder {
+            id: OrderId(7),
+            user: UserId([1; 20]),
+            side: Side::Sell,
+            price: PriceTicks(100),
+            qty: QtyLots(3),
+            expiry: None,
+            post_only: false,
+            stp: StpMode::ExpireMaker,
+        };
+        book.insert(resting).unwrap();
+        let mut auths = OrderAuths::default();
+        auths.insert(OrderId(7), OrderAuth::new("seven"));
+        auths.insert(OrderId(8), OrderAuth::new("eight"));
+        // When the market refuses an amend of 7 (halted) and the placement of 8
+        let rejected = |order| MarketEvent::Rejected { order: OrderId(order), reason: RejectReason::MarketHalted };
+        auths.forget_ended(&rejected(7), &book);
+        auths.forget_ended(&rejected(8), &book);
+        // Then 7, still in the book, keeps its signed order for its next trades; 8 has none
+        assert_eq!(auths.get(OrderId(7)), Some(&OrderAuth::new("seven")));
+        assert_eq!(auths.get(OrderId(8)), None);
+    }
+
+    #[test]
+    fn a_signed_amend_replaces_the_orders_signed_order_live_on_replay_and_in_snapshots() {
+        // Given order 7 signed under nonce 1, and order 8 signed too
+        let (old, new) = (OrderAuth::new(r#"{"nonce":"1"}"#), OrderAuth::new(r#"{"nonce":"2"}"#));
+        let other = OrderAuth::new(r#"{"nonce":"5"}"#);
+        let stored = [
+            OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(7), &old),
+            OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(8), &other),
+        ];
+        let mut live = OrderAuths::default();
+        live.insert(OrderId(7), old.clone());
+        live.insert(OrderId(8), other.clone());
+        // When an amend of order 7 is applied with a new signed order under nonce 2
+        let amend = OrderAuths::event(&SystemClock, Uuid::nil(), OrderId(7), &new);
+        live.insert(OrderId(7), new.clone());
+        // Then order 7's trades from now on carry the new one, order 8's are untouched
+        assert_eq!(live.get(OrderId(7)), Some(&new));
+        assert_eq!(live.get(OrderId(8)), Some(&other));
+        assert_eq!(live.len(), 2);
+        // And replaying the stream in order, or restoring a snapshot, gives the same state
+        let mut replayed = OrderAuths::default();
+        for event in stored.iter().chain([&amend]) {
+            replayed.apply(&event.payload).unwrap();
+        }
+        assert_eq!(replayed, live);
+        assert_eq!(OrderAuths::from_snapshot(&live.to_snapshot()), Some(live));
     }
 }

@@ -15,8 +15,8 @@ use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
-    Amount, AssetId, Balance, DepositId, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth, OrderId,
-    PriceTicks, QtyLots, Trade, UserId, WithdrawalAuth,
+    AmendAuth, Amount, AssetId, Balance, DepositId, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth,
+    OrderId, PriceTicks, QtyLots, Trade, UserId, WithdrawalAuth,
 };
 use crate::events::market_command::encode_market_record;
 use crate::events::user_payload::{
@@ -67,6 +67,8 @@ pub enum UserOp {
         order: OrderId,
         price: PriceTicks,
         qty: QtyLots,
+        /// The new signed order (signed mode), checked by the API.
+        signed: Option<AmendAuth>,
     },
     /// An outcome from a market's stream about one of this user's orders.
     ApplyMarket {
@@ -221,9 +223,13 @@ impl<S: EventStore + 'static> UserActor<S> {
             }
             UserOp::Place(request) => UserCommand::Place { spec: self.spec(request.market)?, request: request.clone() },
             UserOp::Cancel { market, order } => UserCommand::Cancel { market: *market, order: *order },
-            UserOp::Amend { market, order, price, qty } => {
-                UserCommand::Amend { spec: self.spec(*market)?, order: *order, price: *price, qty: *qty }
-            }
+            UserOp::Amend { market, order, price, qty, signed } => UserCommand::Amend {
+                spec: self.spec(*market)?,
+                order: *order,
+                price: *price,
+                qty: *qty,
+                signed: signed.clone(),
+            },
             UserOp::ApplyMarket { market, event } => UserCommand::ApplyMarket { spec: self.spec(*market)?, event },
             UserOp::ConfirmSettlement { asset, amount } => {
                 UserCommand::ConfirmSettlement { asset: *asset, amount: *amount }
@@ -252,9 +258,11 @@ impl<S: EventStore + 'static> UserActor<S> {
                 UserEvent::CancelRequested { market, order } => {
                     Some(to_market(market, MarketCommand::Cancel { order, user }, None))
                 }
-                UserEvent::AmendRequested { market, order, price, qty, .. } => {
-                    Some(to_market(market, MarketCommand::Amend { order, user, price, qty }, None))
-                }
+                UserEvent::AmendRequested { market, order, price, qty, ref signed, .. } => Some(to_market(
+                    market,
+                    MarketCommand::Amend { order, user, price, qty },
+                    signed.as_ref().map(|s| &s.auth),
+                )),
                 // The operator wallet executes it on-chain, at its own nonces.
                 UserEvent::WithdrawalRequested { nonce, asset, amount, ref auth } => {
                     let w = QueuedWithdrawal { user, nonce, asset, amount, auth: auth.clone() };

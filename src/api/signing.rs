@@ -18,7 +18,7 @@ use crate::api::sessions::Sessions;
 use crate::api::wire::SignedOrderWire;
 use crate::chain::eip712::Order;
 use crate::chain::order::{to_signed_order, SigningTerms};
-use crate::domain::{Bps, NewOrder, OrderAuth, OrderId, UserId};
+use crate::domain::{Bps, NewOrder, OrderAuth, OrderId, OrderType, PriceTicks, QtyLots, UserId};
 use crate::engine::PlaceOrder;
 use crate::settlement::auth::{decode_order_auth, encode_order_auth};
 
@@ -38,6 +38,45 @@ pub fn verify_order(
     terms: &PlaceOrder,
     signed: &SignedOrderWire,
 ) -> Result<OrderAuth, ApiError> {
+    let asked = NewOrder {
+        id: OrderId(0),
+        user,
+        side: terms.side,
+        order_type: terms.order_type,
+        qty: terms.qty,
+        tif: terms.tif,
+        post_only: terms.post_only,
+        stp: terms.stp,
+    };
+    verify_signed(ctx, user, market, &asked, terms.nonce, signed)
+}
+
+/// Checks a signed amend's new order: it must be `open` (the order as placed: same market,
+/// side, type, time in force, post-only, expiry, trader) at the new `price` with the new open
+/// quantity `qty` as its `quantity` and `nonce` as its nonce. The contract fills each signed
+/// order at most to its `quantity`, counted per nonce, so a fresh nonce signed for the open
+/// remainder is exactly what the trades after the amend may fill.
+pub fn verify_amend(
+    ctx: &SigningContext<'_>,
+    market: &MarketEntry,
+    open: &NewOrder,
+    (price, qty, nonce): (PriceTicks, QtyLots, u64),
+    signed: &SignedOrderWire,
+) -> Result<OrderAuth, ApiError> {
+    let asked = NewOrder { order_type: OrderType::Limit { price }, qty, ..*open };
+    verify_signed(ctx, open.user, market, &asked, nonce, signed)
+}
+
+/// The checks shared by placements and amends: expiry, fee cap, every signed field against
+/// `asked`, then the signer.
+fn verify_signed(
+    ctx: &SigningContext<'_>,
+    user: UserId,
+    market: &MarketEntry,
+    asked: &NewOrder,
+    nonce: u64,
+    signed: &SignedOrderWire,
+) -> Result<OrderAuth, ApiError> {
     let text = json!({ "order": signed.order, "signature": signed.signature }).to_string();
     let signed = decode_order_auth(&OrderAuth::new(text))
         .map_err(|e| ApiError::bad_request("malformed_signed_order", e.to_string()))?;
@@ -55,20 +94,9 @@ pub fn verify_order(
             format!("maxFeeBps {} is below the market's fee of {fee_cap} bps", order.maxFeeBps),
         ));
     }
-    let asked = NewOrder {
-        id: OrderId(0),
-        user,
-        side: terms.side,
-        order_type: terms.order_type,
-        qty: terms.qty,
-        tif: terms.tif,
-        post_only: terms.post_only,
-        stp: terms.stp,
-    };
-    let signing_terms =
-        SigningTerms { market: market.def.chain_market_id, max_fee: Bps(order.maxFeeBps), nonce: terms.nonce };
+    let signing_terms = SigningTerms { market: market.def.chain_market_id, max_fee: Bps(order.maxFeeBps), nonce };
     let expected =
-        to_signed_order(&asked, signing_terms).map_err(|e| ApiError::bad_request("unsignable_order", e.to_string()))?;
+        to_signed_order(asked, signing_terms).map_err(|e| ApiError::bad_request("unsignable_order", e.to_string()))?;
     if let Some((field, signed_value, asked_value)) = first_difference(order, &expected) {
         return Err(ApiError::bad_request(
             "signed_field_mismatch",

@@ -11,14 +11,14 @@ use serde_json::Value;
 use crate::api::catalog::Catalog;
 use crate::api::error::ApiError;
 use crate::api::sessions::now_ms;
-use crate::api::signing::{verify_order, SigningContext};
+use crate::api::signing::{verify_amend, verify_order, SigningContext};
 use crate::api::state::AppState;
 use crate::api::wire::{
     AmendOrderRequest, AmendResponse, BatchItemResult, BatchResponse, CancelAllResponse, CancelResponse, FaucetRequest,
     FaucetResponse, PlaceOrderRequest, PlaceOrderResponse, WireOrderType, WireSide, WireStp, WireTif,
 };
 use crate::domain::{
-    ClientOrderId, OrderId, OrderType, Side, StpMode, TimeInForce, TimestampMs, UserId, MAX_OPEN_ORDERS,
+    AmendAuth, ClientOrderId, OrderId, OrderType, Side, StpMode, TimeInForce, TimestampMs, UserId, MAX_OPEN_ORDERS,
 };
 use crate::engine::{OrderRef, PlaceOrder};
 
@@ -210,16 +210,6 @@ pub async fn amend(
     req: &AmendOrderRequest,
 ) -> Result<AmendResponse, ApiError> {
     let id = parse_order_id(order_id)?;
-    if state.auth.orders_signed() {
-        // The engine's amend keeps the order's original signed text, which would no longer
-        // match the new price and size on-chain; until it can carry a new signature, a signed
-        // order is changed by cancelling it and placing a new one.
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::NOT_IMPLEMENTED,
-            "amend_unsupported",
-            "a signed order cannot be amended yet; cancel it and place a new signed order",
-        ));
-    }
     let open = state
         .engine
         .open_order(user, OrderRef::Id(id))
@@ -228,7 +218,29 @@ pub async fn amend(
     let market = state.catalog.market(open.market.as_str())?;
     let price = market.price("price", &req.price)?;
     let qty = market.qty("qty", &req.qty)?;
-    state.engine.amend(user, open.market, id, price, qty).await?;
+    match (&req.signed_order, req.nonce) {
+        (Some(signed), Some(nonce)) => {
+            let ctx = SigningContext { domain: &state.domain, sessions: &state.sessions, now_s: now_ms() / 1_000 };
+            let auth = verify_amend(&ctx, market, &open.order, (price, qty, nonce), signed)?;
+            let signed = AmendAuth { nonce, auth };
+            state.engine.amend_signed(user, open.market, id, price, qty, signed).await?;
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_amend",
+                "a signed amend carries both nonce and signed_order; an unsigned one neither",
+            ))
+        }
+        // Trades after the amend need a signature for the new terms: the old one names the
+        // old price and quantity, which the contract would refuse or overfill.
+        (None, None) if state.auth.orders_signed() => return Err(ApiError::bad_request(
+            "signature_required",
+            "an amend carries nonce and signed_order: a new EIP-712 Order for the new terms (README.md, \"Signing\")",
+        )),
+        (None, None) => {
+            state.engine.amend(user, open.market, id, price, qty).await?;
+        }
+    }
     Ok(AmendResponse { order_id: id.0.to_string(), status: "amend_requested".to_owned() })
 }
 

@@ -485,6 +485,15 @@ pub struct AmendOrderRequest {
     pub price: String,
     /// The new open quantity.
     pub qty: String,
+    /// Signed mode: the new signed order's nonce, unused like a placement's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
+    /// Signed mode: a new EIP-712 `Order` for the amended terms (same market, side, order
+    /// type, time in force, post-only and expiry as the order; the new `price`, `quantity` =
+    /// the new open quantity, and `nonce`), which trades after the amend settle under.
+    /// Required unless the server runs in development mode (README.md, "Signing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_order: Option<SignedOrderWire>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -18,7 +18,7 @@ pub use ledger::{Account, Balance, FeeAccount, LedgerError, OrderLock};
 pub use market::{MarketSpec, MarketStatus, SpecError};
 pub use market_event::{CancelReason, ExpireReason, MarketEvent, RejectReason, Trade};
 pub use matching::{ApplyError, Market, MarketCommand};
-pub use order::{NewOrder, OrderAuth, OrderType, Side, StpMode, TimeInForce};
+pub use order::{AmendAuth, NewOrder, OrderAuth, OrderType, Side, StpMode, TimeInForce};
 pub use order_book::{BookError, LevelSummary, OrderBook, RestingOrder};
 pub use transfers::{DepositId, WithdrawalAuth};
 pub use units::{Amount, Bps, PriceTicks, QtyLots, TimestampMs};

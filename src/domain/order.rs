@@ -95,6 +95,17 @@ impl OrderAuth {
     }
 }
 
+/// A signed amend's new authorisation: the user's freshly signed order for the amended terms
+/// (same market, side and trader; the new price and open quantity) under a nonce of its own,
+/// which the user's actor consumes like a placement's. Trades after the amend settle under it,
+/// earlier ones under the order's previous signature, so each signed order on-chain is filled
+/// at most to the quantity it names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AmendAuth {
+    pub nonce: u64,
+    pub auth: OrderAuth,
+}
+
 /// An order arriving at a market.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NewOrder {

@@ -26,7 +26,7 @@ use super::ids::{AssetId, ClientOrderId, MarketId, OrderId, TradeId, UserId};
 use super::ledger::{Account, Balance, LedgerError, OrderLock};
 use super::market::MarketSpec;
 use super::market_event::{CancelReason, ExpireReason, MarketEvent, RejectReason, Trade};
-use super::order::{NewOrder, OrderAuth, Side};
+use super::order::{AmendAuth, NewOrder, OrderAuth, Side};
 use super::transfers::{DepositId, PendingWithdrawal, TransferError, Transfers, TransfersParts, WithdrawalAuth};
 use super::units::{Amount, PriceTicks, QtyLots};
 
@@ -93,12 +93,14 @@ pub enum UserCommand<'a> {
         market: MarketId,
         order: OrderId,
     },
-    /// Asks the market to change a resting order's price and remaining quantity.
+    /// Asks the market to change a resting order's price and remaining quantity; `signed`
+    /// carries the new signed order when trades settle on-chain (its nonce must be unused).
     Amend {
         spec: &'a MarketSpec,
         order: OrderId,
         price: PriceTicks,
         qty: QtyLots,
+        signed: Option<AmendAuth>,
     },
     /// One market event about one of this user's orders (events about other orders decide
     /// to nothing).
@@ -192,6 +194,7 @@ pub enum UserEvent {
         reason: RejectReason,
     },
     /// The lock grew to cover both the old remainder and the new terms (see the module doc).
+    /// A signed amend's nonce is used from here on, whatever the market answers.
     AmendRequested {
         market: MarketId,
         order: OrderId,
@@ -199,6 +202,7 @@ pub enum UserEvent {
         qty: QtyLots,
         previous: OrderLock,
         lock: OrderLock,
+        signed: Option<AmendAuth>,
     },
     /// The market applied the amend: the lock is exactly the new terms.
     AmendApplied {
@@ -560,7 +564,9 @@ impl UserState {
                 }
                 Ok(vec![UserEvent::CancelRequested { market, order }])
             }
-            UserCommand::Amend { spec, order, price, qty } => self.decide_amend(spec, order, price, qty),
+            UserCommand::Amend { spec, order, price, qty, signed } => {
+                self.decide_amend(spec, order, price, qty, signed)
+            }
             UserCommand::ApplyMarket { spec, event } => Ok(self.decide_market(spec, event)),
             UserCommand::VoidTrade { spec, order, trade } => self.decide_void(spec, order, trade),
         }
@@ -614,10 +620,14 @@ impl UserState {
                 }
                 open.pending.remove(0);
             }
-            UserEvent::AmendRequested { order, price, qty, previous, lock, .. } => {
+            UserEvent::AmendRequested { order, price, qty, previous, lock, signed, .. } => {
                 let open = self.open.get(order).ok_or(UserApplyError::UnknownOrder(*order))?;
                 if open.amend_pending().is_some() {
                     return Err(UserApplyError::NotPending { order: *order, what: "second amend" });
+                }
+                if let Some(signed) = signed {
+                    // Checked before anything moves, so a bad event changes nothing.
+                    self.nonces.check(signed.nonce).map_err(|_| UserApplyError::Nonce(signed.nonce))?;
                 }
                 let got = self.account.lock(*order).copied();
                 if got != Some(*previous) {
@@ -628,6 +638,9 @@ impl UserState {
                     });
                 }
                 self.relock(*order, lock.limit, lock.qty, lock)?;
+                if let Some(signed) = signed {
+                    self.nonces.insert(signed.nonce)?;
+                }
                 if let Some(open) = self.open.get_mut(order) {
                     open.pending.push(PendingRequest::Amend { price: *price, qty: *qty, previous: *previous });
                 }
@@ -888,6 +901,7 @@ impl UserState {
         order: OrderId,
         price: PriceTicks,
         qty: QtyLots,
+        signed: Option<AmendAuth>,
     ) -> Result<Vec<UserEvent>, UserReject> {
         let open = self.own(spec.id, order)?;
         if !open.order.may_rest() {
@@ -906,6 +920,11 @@ impl UserState {
         if open.price == Some(price) && open.qty == qty {
             return Err(UserReject::Grid(RejectReason::AmendNoChange));
         }
+        // The new signed order is a fresh authorisation: a replayed one is refused here, as a
+        // placement's would be.
+        if let Some(signed) = &signed {
+            self.nonces.check(signed.nonce)?;
+        }
         let previous = *self.account.lock(order).ok_or(LedgerError::UnknownLock(order))?;
         let cover_qty = QtyLots(previous.qty.0.checked_add(qty.0).ok_or(LedgerError::Overflow)?);
         let cover_price = previous.limit.max(price);
@@ -917,7 +936,7 @@ impl UserState {
                 return Err(LedgerError::InsufficientBalance { asset: lock.asset, needed, available }.into());
             }
         }
-        Ok(vec![UserEvent::AmendRequested { market: spec.id, order, price, qty, previous, lock }])
+        Ok(vec![UserEvent::AmendRequested { market: spec.id, order, price, qty, previous, lock, signed }])
     }
 
     /// The trade's effect on this user's side, reversed: the buyer gives back the base it

@@ -25,6 +25,9 @@ pub enum WireMarketCommand {
         user: String,
         price_ticks: u64,
         qty_lots: u64,
+        /// A signed amend's new signed order, which trades after the amend settle under.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
     },
     ExpireDue,
     Halt,
@@ -43,6 +46,7 @@ impl From<&MarketCommand> for WireMarketCommand {
                 user: user.to_string(),
                 price_ticks: price.0,
                 qty_lots: qty.0,
+                auth: None,
             },
             MarketCommand::ExpireDue => WireMarketCommand::ExpireDue,
             MarketCommand::Halt => WireMarketCommand::Halt,
@@ -59,7 +63,7 @@ impl TryFrom<&WireMarketCommand> for MarketCommand {
             WireMarketCommand::Cancel { order_id, user } => {
                 MarketCommand::Cancel { order: OrderId(*order_id), user: user_from_wire("user", user)? }
             }
-            WireMarketCommand::Amend { order_id, user, price_ticks, qty_lots } => MarketCommand::Amend {
+            WireMarketCommand::Amend { order_id, user, price_ticks, qty_lots, .. } => MarketCommand::Amend {
                 order: OrderId(*order_id),
                 user: user_from_wire("user", user)?,
                 price: PriceTicks(*price_ticks),
@@ -77,10 +81,10 @@ pub fn encode_market_command(command: &MarketCommand) -> Value {
     serde_json::to_value(WireMarketCommand::from(command)).unwrap_or(Value::Null)
 }
 
-/// A command with the signed order that rides with a placement.
+/// A command with the signed order that rides with a placement or a signed amend.
 pub fn encode_market_record(command: &MarketCommand, auth: Option<&OrderAuth>) -> Value {
     let mut wire = WireMarketCommand::from(command);
-    if let WireMarketCommand::Place { auth: slot, .. } = &mut wire {
+    if let WireMarketCommand::Place { auth: slot, .. } | WireMarketCommand::Amend { auth: slot, .. } = &mut wire {
         *slot = auth.map(|a| a.as_str().to_owned());
     }
     // A plain tagged enum of integers and strings always serializes.
@@ -91,13 +95,15 @@ pub fn decode_market_command(payload: &Value) -> Result<MarketCommand, PayloadEr
     decode_market_record(payload).map(|(command, _)| command)
 }
 
-/// The command and, for a placement, the user's signed order.
+/// The command and, for a placement or a signed amend, the user's signed order.
 pub fn decode_market_record(payload: &Value) -> Result<(MarketCommand, Option<OrderAuth>), PayloadError> {
     // Deserialized from the borrowed value: no copy of the record on the consumer's hot path.
     let wire = <WireMarketCommand as serde::Deserialize>::deserialize(payload)
         .map_err(|source| PayloadError::Json { event_type: "market.Command".into(), source })?;
     let auth = match &wire {
-        WireMarketCommand::Place { auth: Some(a), .. } => Some(OrderAuth::new(a.as_str())),
+        WireMarketCommand::Place { auth: Some(a), .. } | WireMarketCommand::Amend { auth: Some(a), .. } => {
+            Some(OrderAuth::new(a.as_str()))
+        }
         _ => None,
     };
     Ok((MarketCommand::try_from(&wire)?, auth))
@@ -133,5 +139,19 @@ mod tests {
             assert_eq!(decode_market_command(&encode_market_command(&c)).unwrap(), c);
         }
         assert!(decode_market_command(&serde_json::json!({"op": "cancel", "order_id": 1, "user": "bob"})).is_err());
+    }
+
+    #[test]
+    fn a_signed_amend_carries_its_new_signed_order_and_an_unsigned_one_none() {
+        // Given an amend and a new signed order
+        let amend =
+            MarketCommand::Amend { order: OrderId(9), user: UserId([7; 20]), price: PriceTicks(100), qty: QtyLots(1) };
+        let auth = OrderAuth::new(r#"{"signature":"0x02"}"#);
+        // When each form is queued and read back
+        let signed = decode_market_record(&encode_market_record(&amend, Some(&auth))).unwrap();
+        let unsigned = decode_market_record(&encode_market_record(&amend, None)).unwrap();
+        // Then the signed order rides with the signed one only
+        assert_eq!(signed, (amend, Some(auth)));
+        assert_eq!(unsigned, (amend, None));
     }
 }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::payload::{current_schema_version, RESTED};
-use super::user_payload::current_user_schema_version;
+use super::user_payload::{current_user_schema_version, AMEND_REQUESTED};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpcastError {
@@ -27,7 +27,10 @@ pub struct Upcaster {
     pub step: fn(Value) -> Result<Value, &'static str>,
 }
 
-pub const UPCASTERS: &[Upcaster] = &[Upcaster { event_type: RESTED, from_version: 1, step: rested_v1_to_v2 }];
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster { event_type: RESTED, from_version: 1, step: rested_v1_to_v2 },
+    Upcaster { event_type: AMEND_REQUESTED, from_version: 1, step: amend_requested_v1_to_v2 },
+];
 
 /// `market.Rested` v1 predates amend re-entry and did not record the order's `post_only` flag
 /// or its self-trade-prevention mode; every order then was neither post-only nor anything but
@@ -36,6 +39,15 @@ fn rested_v1_to_v2(mut payload: Value) -> Result<Value, &'static str> {
     let map = payload.as_object_mut().ok_or("payload is not an object")?;
     map.entry("post_only").or_insert(Value::Bool(false));
     map.entry("stp").or_insert(Value::String("expire_maker".to_owned()));
+    Ok(payload)
+}
+
+/// `user.AmendRequested` v1 predates signed amends: every v1 amend was unsigned, so it carried
+/// no new nonce and no new signed order.
+fn amend_requested_v1_to_v2(mut payload: Value) -> Result<Value, &'static str> {
+    let map = payload.as_object_mut().ok_or("payload is not an object")?;
+    map.entry("nonce").or_insert(Value::Null);
+    map.entry("auth").or_insert(Value::Null);
     Ok(payload)
 }
 
@@ -67,8 +79,10 @@ pub fn upcast_to_current(event_type: &str, version: u16, mut payload: Value) -> 
 mod tests {
     // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
     use super::*;
+    use crate::domain::UserEvent;
     use crate::domain::{MarketEvent, OrderId, PriceTicks, QtyLots, Side, StpMode, UserId};
     use crate::events::payload::{decode_market_event, MARKET_EVENT_TYPES};
+    use crate::events::user_payload::decode_user_event;
     use serde_json::json;
 
     #[test]
@@ -91,6 +105,26 @@ mod tests {
                 stp: StpMode::ExpireMaker,
             }
         );
+    }
+
+    #[test]
+    fn amend_requested_v1_decodes_as_an_unsigned_amend() {
+        // Given an amend stored before signed amends existed
+        let lock =
+            json!({"side": "buy", "asset": "USDT", "amount": "20", "qty_lots": 2, "limit_ticks": 100, "fee_bps": 0});
+        let v1 = json!({
+            "market": "BTC-USDT", "order_id": 9, "price_ticks": 101, "qty_lots": 2,
+            "previous": lock, "lock": lock
+        });
+        // When it is read today
+        let event = decode_user_event(AMEND_REQUESTED, 1, v1.clone());
+        // Then it is the same amend, unsigned
+        match event {
+            Ok(UserEvent::AmendRequested { order, price, signed, .. }) => {
+                assert_eq!((order, price, signed), (OrderId(9), PriceTicks(101), None));
+            }
+            other => panic!("{v1} decoded to {other:?}"),
+        }
     }
 
     #[test]

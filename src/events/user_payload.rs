@@ -13,8 +13,8 @@ use super::payload::{
 use super::upcast::upcast_to_current;
 use crate::domain::transfers::{DepositId, PendingWithdrawal, TransfersParts, WithdrawalAuth};
 use crate::domain::{
-    AssetId, Balance, Bps, CancelReason, ClientOrderId, ExpireReason, HeldMarket, MarketId, MarketSpec, NewOrder,
-    OpenOrder, OrderAuth, OrderId, OrderLock, OrderStatus, PendingRequest, PriceTicks, QtyLots, RejectReason,
+    AmendAuth, AssetId, Balance, Bps, CancelReason, ClientOrderId, ExpireReason, HeldMarket, MarketId, MarketSpec,
+    NewOrder, OpenOrder, OrderAuth, OrderId, OrderLock, OrderStatus, PendingRequest, PriceTicks, QtyLots, RejectReason,
     ReleaseReason, Trade, TradeId, UserApplyError, UserEvent, UserState, UserStateParts,
 };
 
@@ -45,7 +45,7 @@ pub const USER_EVENT_TYPES: &[(&str, u16)] = &[
     (ORDER_ACKNOWLEDGED, 1),
     (CANCEL_REQUESTED, 1),
     (CANCEL_REJECTED, 1),
-    (AMEND_REQUESTED, 1),
+    (AMEND_REQUESTED, 2),
     (AMEND_APPLIED, 1),
     (AMEND_REVERTED, 1),
     (FILL_APPLIED, 1),
@@ -166,7 +166,8 @@ pub struct WireCancelRejected {
     pub reason: String,
 }
 
-/// `user.AmendRequested` v1.
+/// `user.AmendRequested` v2 (v2 added `nonce` and `auth`: a signed amend's new signed order;
+/// both null for an unsigned amend, which is what every v1 event was).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireAmendRequested {
     pub market: String,
@@ -175,6 +176,8 @@ pub struct WireAmendRequested {
     pub qty_lots: u64,
     pub previous: WireLock,
     pub lock: WireLock,
+    pub nonce: Option<u64>,
+    pub auth: Option<String>,
 }
 
 /// `user.AmendApplied` v1.
@@ -594,7 +597,7 @@ impl From<&UserEvent> for WireUserEvent {
                 order_id: order.0,
                 reason: reason.code().to_owned(),
             }),
-            UserEvent::AmendRequested { market, order, price, qty, previous, lock } => {
+            UserEvent::AmendRequested { market, order, price, qty, previous, lock, signed } => {
                 WireUserEvent::AmendRequested(WireAmendRequested {
                     market: market.to_string(),
                     order_id: order.0,
@@ -602,6 +605,8 @@ impl From<&UserEvent> for WireUserEvent {
                     qty_lots: qty.0,
                     previous: previous.into(),
                     lock: lock.into(),
+                    nonce: signed.as_ref().map(|s| s.nonce),
+                    auth: signed.as_ref().map(|s| s.auth.as_str().to_owned()),
                 })
             }
             UserEvent::AmendApplied { market, order, price, qty, lock } => {
@@ -720,6 +725,16 @@ impl TryFrom<WireUserEvent> for UserEvent {
                 qty: QtyLots(a.qty_lots),
                 previous: (&a.previous).try_into()?,
                 lock: (&a.lock).try_into()?,
+                signed: match (a.nonce, &a.auth) {
+                    (Some(nonce), Some(auth)) => Some(AmendAuth { nonce, auth: OrderAuth::new(auth.as_str()) }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(UserPayloadError::Invalid {
+                            field: "auth",
+                            reason: "a signed amend has both nonce and auth, an unsigned one neither".into(),
+                        })
+                    }
+                },
             },
             WireUserEvent::AmendApplied(a) => UserEvent::AmendApplied {
                 market: market(&a.market)?,
@@ -1080,6 +1095,16 @@ mod tests {
                 qty: QtyLots(2),
                 previous: lock,
                 lock: OrderLock { side: Side::Sell, ..lock },
+                signed: None,
+            },
+            UserEvent::AmendRequested {
+                market: m,
+                order: o,
+                price: PriceTicks(1),
+                qty: QtyLots(2),
+                previous: lock,
+                lock,
+                signed: Some(AmendAuth { nonce: 9, auth: OrderAuth::new(r#"{"signature":"0x02"}"#) }),
             },
             UserEvent::AmendApplied { market: m, order: o, price: PriceTicks(1), qty: QtyLots(2), lock },
             UserEvent::AmendReverted { market: m, order: o, reason: RejectReason::MarketHalted, lock },

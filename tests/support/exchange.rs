@@ -143,7 +143,7 @@ impl<S: EventStore> Exchange<S> {
     pub async fn amend(&mut self, user: UserId, order: u64, price: u64, qty: u64) {
         let spec = self.spec.clone();
         let (order, price, qty) = (OrderId(order), PriceTicks(price), QtyLots(qty));
-        self.user_command(user, UserCommand::Amend { spec: &spec, order, price, qty }).await;
+        self.user_command(user, UserCommand::Amend { spec: &spec, order, price, qty, signed: None }).await;
         self.market_command(MarketCommand::Amend { order, user, price, qty }).await;
     }
 

@@ -85,10 +85,15 @@ pub async fn cancel_all(
     ),
     request_body = AmendOrderRequest,
     responses(
-        (status = 200, body = AmendResponse),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 501, description = "amend_unsupported: signed mode; cancel and place a new signed order", body = ErrorBody),
+        (status = 200, description = "The amend is on its way to the market", body = AmendResponse),
+        (status = 400, description = "Malformed or off the grid; or the new signed order does not fit the amend \
+                                        (signature_required, invalid_amend, signed_field_mismatch, fee_cap_too_low, \
+                                        order_expired, malformed_signed_order)", body = ErrorBody),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "wrong_signer: signed by neither the user nor an agent it authorised", body = ErrorBody),
+        (status = 404, description = "Unknown order", body = ErrorBody),
+        (status = 409, description = "Nonce used, an amend or cancel already in flight", body = ErrorBody),
+        (status = 422, description = "Insufficient balance, not amendable, no change", body = ErrorBody),
     ),
 )]
 #[patch("/orders/{order_id}")]

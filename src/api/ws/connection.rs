@@ -333,8 +333,8 @@ async fn entry(state: &AppState, user: UserId, message: ClientMessage) -> Reply 
         ClientMessage::CancelAll { market, .. } => {
             ("cancel_all", trading::cancel_all(state, user, market.as_deref()).await.and_then(to_value))
         }
-        ClientMessage::Amend { order_id, price, qty, .. } => {
-            let req = AmendOrderRequest { price, qty };
+        ClientMessage::Amend { order_id, price, qty, nonce, signed_order, .. } => {
+            let req = AmendOrderRequest { price, qty, nonce, signed_order };
             ("amend", trading::amend(state, user, &order_id, &req).await.and_then(to_value))
         }
         ClientMessage::Batch { ops, .. } => ("batch", trading::batch(state, user, ops).await.and_then(to_value)),

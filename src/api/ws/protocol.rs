@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::error::ErrorBody;
-use crate::api::wire::{BalanceInfo, CandleInfo, FillInfo, Interval, Level, OrderInfo, PlaceOrderRequest, TradeInfo};
+use crate::api::wire::{
+    BalanceInfo, CandleInfo, FillInfo, Interval, Level, OrderInfo, PlaceOrderRequest, SignedOrderWire, TradeInfo,
+};
 
 /// What a client can ask.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -51,6 +53,11 @@ pub enum ClientMessage {
         order_id: String,
         price: String,
         qty: String,
+        /// Signed mode: as REST's `PATCH /orders/{order_id}`.
+        #[serde(default)]
+        nonce: Option<u64>,
+        #[serde(default)]
+        signed_order: Option<SignedOrderWire>,
     },
     Batch {
         id: Option<Value>,
