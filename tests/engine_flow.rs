@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hob::domain::{Amount, MarketId, QtyLots, Side};
+use hob::domain::{Amount, MarketId, PriceTicks, QtyLots, Side};
 use hob::engine::{Engine, EngineConfig, EngineError, PlaceOrder};
 use hob::events::{EventStore, SystemClock};
 use hob::projections::View;
