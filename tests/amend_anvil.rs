@@ -12,24 +12,22 @@
 
 // Test code unwraps: a failure should fail the test.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+#[path = "support/hob_serve.rs"]
+mod hob_serve;
+use hob_serve::{address_of, call, hex_signature, login, node, ok, ready, token, wait_until, HobServe};
 
-use actix_web::http::{Method, StatusCode};
-use alloy::network::EthereumWallet;
+use std::sync::OnceLock;
+
+use actix_web::http::Method;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::signers::SignerSync;
 use serde_json::{json, Value};
 
 use hob::chain::contract::{HobExchange, TestToken};
 use hob::chain::eip712::{self, MessageJson, Order};
 
 const TOKEN: &str = "operator-token-for-amend-anvil-tests";
-const LIMIT: Duration = Duration::from_secs(60);
 /// The demo BTC-USDT market: its id in the contract, lots of 0.0001 BTC, ticks of 0.01 USDT.
 const BTC_USDT: u32 = 1;
 /// Token decimals of the demo assets.
@@ -39,152 +37,22 @@ const DECIMALS: [(&str, usize); 2] = [("BTC", 8), ("USDT", 6)];
 // The hob process
 // ---------------------------------------------------------------------------------------------
 
-struct Hob {
-    base: String,
-    _child: Child,
-    _dir: tempfile::TempDir,
-    /// Held, never waited on: it must outlive this process.
-    _watchdog: Child,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// `hob serve --chain anvil --dev-faucet` on a fresh data directory and a free port, its
-/// banner read to the last line.
-fn spawn_hob() -> Hob {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let stderr = std::fs::File::create(dir.path().join("hob.stderr")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hob"))
-        .args(["serve", "--workers", "1", "--dev-faucet", "--chain", "anvil"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--store")
-        .arg(format!("sqlite:{}", dir.path().join("data/hob.db").display()))
-        .arg("--views")
-        .arg(format!("sqlite:{}", dir.path().join("data/views.db").display()))
-        .env("HOB_OPERATOR_TOKEN", TOKEN)
-        .env("HOB_CHAIN_BATCH_WINDOW_MS", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("hob starts");
-    let watchdog = stop_with_this_process(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    let mut complete = false;
-    while let Some(Ok(line)) = lines.next() {
-        // The banner's last chain line.
-        complete = line.contains("/operator/chain");
-        banner.push(line);
-        if complete {
-            break;
-        }
-    }
-    // The rest of stdout is drained so hob never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    if !complete {
-        let stderr = std::fs::read_to_string(dir.path().join("hob.stderr")).unwrap_or_default();
-        panic!("hob exited before its banner:\n{}\nstderr:\n{stderr}", banner.join("\n"));
-    }
-    Hob { base: format!("http://127.0.0.1:{port}"), _child: child, _dir: dir, _watchdog: watchdog }
-}
-
-/// Statics are never dropped: a watchdog shell stops hob (SIGTERM, so it stops its anvil)
-/// once this test process is gone.
-fn stop_with_this_process(pid: u32) -> Child {
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#,
-            &std::process::id().to_string(),
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs the hob watchdog")
-}
+type Hob = HobServe;
 
 fn shared() -> &'static Hob {
     static HOB: OnceLock<Hob> = OnceLock::new();
-    HOB.get_or_init(spawn_hob)
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
-    let deadline = Instant::now() + LIMIT;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    HOB.get_or_init(|| {
+        let env = [("HOB_OPERATOR_TOKEN", TOKEN.to_owned()), ("HOB_CHAIN_BATCH_WINDOW_MS", "100".to_owned())];
+        HobServe::spawn_on_anvil(&[], &env)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // HTTP and chain clients
 // ---------------------------------------------------------------------------------------------
 
-async fn call(hob: &Hob, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    let mut req = client.request(method, format!("{}{path}", hob.base));
-    if let Some(token) = bearer {
-        req = req.insert_header(("authorization", format!("Bearer {token}")));
-    }
-    let mut res = match body {
-        Some(b) => req.send_json(&b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let bytes = res.body().limit(4 * 1024 * 1024).await.unwrap();
-    (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn ok(hob: &Hob, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Value {
-    let (status, body) = call(hob, method, path, bearer, body).await;
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
-}
-
-/// Waits for /readyz (stores, queues, node, markets registered); answers `/api/v1/chain`.
-async fn ready(hob: &Hob) -> Value {
-    wait_until("/readyz", || async { call(hob, Method::GET, "/readyz", None, None).await.0 == StatusCode::OK }).await;
-    ok(hob, Method::GET, "/api/v1/chain", None, None).await
-}
-
-fn address_of(chain: &Value, field: &str) -> Address {
-    chain[field].as_str().unwrap().parse().unwrap()
-}
-
-fn token(chain: &Value, asset: &str) -> Address {
-    chain["tokens"][asset].as_str().unwrap().parse().unwrap()
-}
-
-fn node(chain: &Value, key: Option<&PrivateKeySigner>) -> DynProvider {
-    let url = chain["rpc_url"].as_str().unwrap().parse().unwrap();
-    match key {
-        Some(key) => ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
-    }
-}
-
 fn exchange(chain: &Value) -> HobExchange::HobExchangeInstance<DynProvider> {
     HobExchange::new(address_of(chain, "exchange"), node(chain, None))
-}
-
-fn hex_signature(signature: &alloy::primitives::Signature) -> String {
-    format!("0x{}", alloy::hex::encode(signature.as_bytes()))
-}
-
-/// Signs in as `key`'s wallet: a challenge signed with personal_sign.
-async fn login(hob: &Hob, key: &PrivateKeySigner) -> String {
-    let address = key.address().to_checksum(None);
-    let challenge = ok(hob, Method::POST, "/api/v1/auth/challenge", None, Some(json!({ "address": address }))).await;
-    let signature = key.sign_message_sync(challenge["message"].as_str().unwrap().as_bytes()).unwrap();
-    let body = json!({ "nonce": challenge["nonce"], "signature": hex_signature(&signature) });
-    let session = ok(hob, Method::POST, "/api/v1/auth/login", None, Some(body)).await;
-    session["token"].as_str().unwrap().to_owned()
 }
 
 /// Test funds as on `make run`: the faucet mints to the wallet, the wallet deposits into

@@ -11,14 +11,13 @@
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::signers::SignerSync;
 use serde_json::{json, Value};
 
 use hob::chain::contract::{HobExchange, TestToken};
@@ -26,10 +25,9 @@ use hob::chain::eip712::{self, MessageJson, Order};
 
 #[path = "support/hob_serve.rs"]
 mod hob_serve;
-use hob_serve::HobServe;
+use hob_serve::{address_of, call, hex_signature, login, node, ok, ready, token, wait_until, HobServe};
 
 const TOKEN: &str = "operator-token-for-serve-chain-tests";
-const LIMIT: Duration = Duration::from_secs(60);
 /// The demo BTC-USDT market: its id in the contract, lots of 0.0001 BTC, ticks of 0.01 USDT.
 const BTC_USDT: u32 = 1;
 const ETH_USDT: u32 = 2;
@@ -73,73 +71,9 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
-    let deadline = Instant::now() + LIMIT;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP and chain clients
 // ---------------------------------------------------------------------------------------------
-
-async fn call(hob: &Hob, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    let mut req = client.request(method, format!("{}{path}", hob.base));
-    if let Some(token) = bearer {
-        req = req.insert_header(("authorization", format!("Bearer {token}")));
-    }
-    let mut res = match body {
-        Some(b) => req.send_json(&b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let bytes = res.body().limit(4 * 1024 * 1024).await.unwrap();
-    (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn ok(hob: &Hob, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Value {
-    let (status, body) = call(hob, method, path, bearer, body).await;
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
-}
-
-/// Waits for /readyz: the stores, the queues, the node, and every market registered.
-async fn ready(hob: &Hob) -> Value {
-    wait_until("/readyz", || async { call(hob, Method::GET, "/readyz", None, None).await.0 == StatusCode::OK }).await;
-    ok(hob, Method::GET, "/api/v1/chain", None, None).await
-}
-
-fn address_of(chain: &Value, field: &str) -> Address {
-    chain[field].as_str().unwrap().parse().unwrap()
-}
-
-fn token(chain: &Value, asset: &str) -> Address {
-    chain["tokens"][asset].as_str().unwrap().parse().unwrap()
-}
-
-fn node(chain: &Value, key: Option<&PrivateKeySigner>) -> DynProvider {
-    let url = chain["rpc_url"].as_str().unwrap().parse().unwrap();
-    match key {
-        Some(key) => ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
-    }
-}
-
-fn hex_signature(signature: &alloy::primitives::Signature) -> String {
-    format!("0x{}", alloy::hex::encode(signature.as_bytes()))
-}
-
-/// Signs in as `key`'s wallet: a challenge signed with personal_sign.
-async fn login(hob: &Hob, key: &PrivateKeySigner) -> String {
-    let address = key.address().to_checksum(None);
-    let challenge = ok(hob, Method::POST, "/api/v1/auth/challenge", None, Some(json!({ "address": address }))).await;
-    let signature = key.sign_message_sync(challenge["message"].as_str().unwrap().as_bytes()).unwrap();
-    let body = json!({ "nonce": challenge["nonce"], "signature": hex_signature(&signature) });
-    let session = ok(hob, Method::POST, "/api/v1/auth/login", None, Some(body)).await;
-    session["token"].as_str().unwrap().to_owned()
-}
 
 /// Test funds for `key`'s wallet, as a user gets them on `make run`: the faucet mints the
 /// token to the wallet, the wallet approves and deposits it into the exchange, and hob's chain

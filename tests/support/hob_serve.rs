@@ -9,6 +9,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode};
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
+use serde_json::{json, Value};
 
 pub struct HobServe {
     pub child: Child,
@@ -95,4 +104,83 @@ impl HobServe {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("hob.stderr")).unwrap_or_default()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP and chain clients
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for hob or the chain to get somewhere.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+type Hob = HobServe;
+
+pub async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = Instant::now() + LIMIT;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn call(
+    hob: &Hob,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut req = client.request(method, format!("{}{path}", hob.base));
+    if let Some(token) = bearer {
+        req = req.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    let mut res = match body {
+        Some(b) => req.send_json(&b).await.unwrap(),
+        None => req.send().await.unwrap(),
+    };
+    let bytes = res.body().limit(4 * 1024 * 1024).await.unwrap();
+    (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+pub async fn ok(hob: &Hob, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Value {
+    let (status, body) = call(hob, method, path, bearer, body).await;
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// Waits for /readyz: the stores, the queues, the node, and every market registered.
+pub async fn ready(hob: &Hob) -> Value {
+    wait_until("/readyz", || async { call(hob, Method::GET, "/readyz", None, None).await.0 == StatusCode::OK }).await;
+    ok(hob, Method::GET, "/api/v1/chain", None, None).await
+}
+
+pub fn address_of(chain: &Value, field: &str) -> Address {
+    chain[field].as_str().unwrap().parse().unwrap()
+}
+
+pub fn token(chain: &Value, asset: &str) -> Address {
+    chain["tokens"][asset].as_str().unwrap().parse().unwrap()
+}
+
+pub fn node(chain: &Value, key: Option<&PrivateKeySigner>) -> DynProvider {
+    let url = chain["rpc_url"].as_str().unwrap().parse().unwrap();
+    match key {
+        Some(key) => ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased(),
+        None => ProviderBuilder::new().connect_http(url).erased(),
+    }
+}
+
+pub fn hex_signature(signature: &alloy::primitives::Signature) -> String {
+    format!("0x{}", alloy::hex::encode(signature.as_bytes()))
+}
+
+/// Signs in as `key`'s wallet: a challenge signed with personal_sign.
+pub async fn login(hob: &Hob, key: &PrivateKeySigner) -> String {
+    let address = key.address().to_checksum(None);
+    let challenge = ok(hob, Method::POST, "/api/v1/auth/challenge", None, Some(json!({ "address": address }))).await;
+    let signature = key.sign_message_sync(challenge["message"].as_str().unwrap().as_bytes()).unwrap();
+    let body = json!({ "nonce": challenge["nonce"], "signature": hex_signature(&signature) });
+    let session = ok(hob, Method::POST, "/api/v1/auth/login", None, Some(body)).await;
+    session["token"].as_str().unwrap().to_owned()
 }
