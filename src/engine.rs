@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::actors::admin_operator::AdminOperatorHandle;
 use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
+use crate::actors::leases::{LeaseConfig, Leases};
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
@@ -146,7 +147,22 @@ pub struct Engine<S: EventStore + 'static, Q: Queue + 'static> {
 impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// Starts the relay and the consumers on the current arbiter.
     pub fn start(config: EngineConfig, store: Arc<S>, queue: Arc<Q>, clock: Arc<dyn Clock>) -> Engine<S, Q> {
+        Engine::start_leased(config, store, queue, clock, None)
+    }
+
+    /// [`Engine::start`] as one node of several sharing `store` and `queue`: with `leases`,
+    /// an actor runs here only while this node holds its stream's lease (renewed in the
+    /// background, released on shutdown), and queued records for actors hosted elsewhere are
+    /// handed back to the queue for their host.
+    pub fn start_leased(
+        config: EngineConfig,
+        store: Arc<S>,
+        queue: Arc<Q>,
+        clock: Arc<dyn Clock>,
+        leases: Option<LeaseConfig>,
+    ) -> Engine<S, Q> {
         let wake = Arc::new(Notify::new());
+        let lease_clock = clock.clone();
         let deps = Arc::new(ActorDeps {
             store: store.clone(),
             clock,
@@ -156,8 +172,13 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             counters: Arc::new(Counters::default()),
         });
         let specs: BTreeMap<MarketId, MarketSpec> = config.markets.iter().map(|s| (s.id, s.clone())).collect();
-        let registry = Arc::new(Registry::new(deps, Arc::new(specs)));
+        let mut registry = Registry::new(deps, Arc::new(specs));
+        if let Some(leases) = leases {
+            registry = registry.with_leases(Leases::new(store.clone(), lease_clock, leases));
+        }
+        let registry = Arc::new(registry);
         let (shutdown, stop) = watch::channel(false);
+        actix_rt::spawn(registry.clone().run_lease_renewal(stop.clone()));
 
         // Crash safety: with a queue that lives in memory, an outbox record may only count as
         // published once its consumer applied it, or a crash between the send and the
@@ -423,6 +444,12 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         stats
     }
 
+    /// Graceful stop of a leased node: its actors stop and their leases are given up, so
+    /// another node takes its streams over at once rather than after the lease ttl.
+    pub async fn release_leases(&self) {
+        self.registry.release_leases().await;
+    }
+
     /// Stops the relay and consumers; actors stop when the engine is dropped.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -468,6 +495,10 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
 ) {
     const MAX_RECEIVE: usize = 512;
     const RETRY_AFTER: Duration = Duration::from_millis(20);
+    // After a receive that held only records of actors hosted on other nodes, this node
+    // waits before receiving again, so their hosts get the records rather than this node
+    // taking them back at once (each receive counts towards the dead-letter limit).
+    const ELSEWHERE_PAUSE: Duration = Duration::from_millis(100);
     let Consumer { destination, route, tracker } = consumer;
     while !*stop.borrow() {
         let received = tokio::select! {
@@ -496,9 +527,22 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
             .map(|(_, list)| list.iter().map(|d| (d.receipt.clone(), d.message.source.clone())).collect())
             .collect();
         let outcomes = join_all(groups.into_iter().map(|(_, list)| route(registry.clone(), list))).await;
+        let (mut applied, mut elsewhere) = (false, false);
         for (group, outcome) in receipts.iter().zip(outcomes) {
-            if let (Some(error), Some((_, source))) = (&outcome.error, group.get(outcome.done)) {
-                tracing::warn!(destination, source = %source, %error, "record not applied; retried, then dead-lettered");
+            // Hosted on another node: not a failure. Every record of the group goes back at
+            // once, in order (FIFO keeps the group's order), for the host to receive.
+            let hosted_elsewhere =
+                matches!(outcome.error, Some(EngineError::Actor(ActorError::HostedElsewhere { .. })));
+            elsewhere |= hosted_elsewhere;
+            applied |= outcome.done > 0;
+            match (&outcome.error, group.get(outcome.done)) {
+                (Some(error), Some((_, source))) if hosted_elsewhere => {
+                    tracing::debug!(destination, source = %source, %error, "record for another node; handed back")
+                }
+                (Some(error), Some((_, source))) => {
+                    tracing::warn!(destination, source = %source, %error, "record not applied; retried, then dead-lettered")
+                }
+                _ => {}
             }
             for (i, (receipt, source)) in group.iter().enumerate() {
                 let result = if i < outcome.done {
@@ -507,11 +551,18 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
                     }
                     queue.ack(destination, receipt).await
                 } else {
-                    let after = if i == outcome.done && outcome.error.is_some() { RETRY_AFTER } else { Duration::ZERO };
+                    let retry = i == outcome.done && outcome.error.is_some() && !hosted_elsewhere;
+                    let after = if retry { RETRY_AFTER } else { Duration::ZERO };
                     queue.nack(destination, receipt, after).await
                 };
                 // An expired receipt means the record comes back and is deduplicated then.
                 let _ = result;
+            }
+        }
+        if elsewhere && !applied {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = actix_rt::time::sleep(ELSEWHERE_PAUSE) => {}
             }
         }
     }

@@ -603,4 +603,10 @@ impl EventStore for MongoEventStore {
             .map_err(backend)?;
         Ok(result.deleted_count == 1)
     }
+
+    async fn lease_owner(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let filter = doc! { "_id": name, "expires_at_us": { "$gt": now.timestamp_micros() } };
+        let found = self.leases().find_one(filter).await.map_err(backend)?;
+        Ok(found.and_then(|lease| lease.get_str("owner").ok().map(str::to_owned)))
+    }
 }
