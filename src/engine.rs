@@ -112,22 +112,37 @@ pub struct PlaceOrder {
 /// Order ids: unique and increasing for the life of the engine's data. Seeded from the clock
 /// (milliseconds shifted left by 20 bits) so ids keep growing across restarts, and at least
 /// one more than the last id handed out.
+///
+/// With several nodes (leases), each node also holds an order-id slot (`0..256`, a lease) and
+/// its ids are `(sequence << 8) | slot`, the sequence seeded the same way from the clock
+/// (milliseconds shifted left by 12): two nodes placing in the same millisecond then differ in
+/// the low bits. A slot moves to another node only after its lease expired (at least a lease
+/// ttl after this node last used it), when the clock-seeded sequence has moved past it.
 pub struct OrderIds {
     last: AtomicU64,
 }
+
+/// The low bits of a slotted id: `actors::leases::ORDER_ID_SLOTS` = 2^8.
+const SLOT_BITS: u32 = 8;
 
 impl OrderIds {
     fn new() -> OrderIds {
         OrderIds { last: AtomicU64::new(0) }
     }
 
-    fn next(&self, now_ms: u64) -> OrderId {
-        let floor = now_ms << 20;
+    fn next(&self, now_ms: u64, slot: Option<u16>) -> OrderId {
+        let shift = if slot.is_some() { 20 - SLOT_BITS } else { 20 };
+        let floor = now_ms << shift;
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = floor.max(last + 1);
             match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return OrderId(next),
+                Ok(_) => {
+                    return match slot {
+                        Some(slot) => OrderId((next << SLOT_BITS) | u64::from(slot)),
+                        None => OrderId(next),
+                    }
+                }
                 Err(seen) => last = seen,
             }
         }
@@ -319,7 +334,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// way to the market. A repeated client order id returns the original order's id.
     pub async fn place(&self, user: UserId, order: PlaceOrder) -> Result<OrderId, EngineError> {
         let now = self.registry.deps().now_ms();
-        let id = self.ids.next(now.0);
+        let slot = self.registry.order_id_slot().await?;
+        let id = self.ids.next(now.0, slot);
         let request = OrderRequest {
             market: order.market,
             order: NewOrder {

@@ -81,12 +81,27 @@ pub fn lease_name(stream: &StreamId) -> String {
     format!("lock:{stream}")
 }
 
+/// The stream a lease name guards, if it guards one.
+pub fn leased_stream(name: &str) -> Option<StreamId> {
+    name.strip_prefix("lock:").and_then(|s| StreamId::parse(s).ok())
+}
+
+/// Order-id slots a cluster has: each node holds one while it places orders, so the ids two
+/// nodes hand out in the same millisecond differ in their low bits (`engine::OrderIds`).
+pub const ORDER_ID_SLOTS: u16 = 256;
+
+/// The lease name of order-id slot `slot`.
+pub fn slot_lease_name(slot: u16) -> String {
+    format!("order-ids:{slot}")
+}
+
 /// The leases one node holds, and when each was last renewed.
 pub struct Leases<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     config: LeaseConfig,
-    held: Mutex<HashMap<StreamId, DateTime<Utc>>>,
+    /// Lease name -> when it was last taken or renewed.
+    held: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl<S: EventStore> Leases<S> {
@@ -98,7 +113,7 @@ impl<S: EventStore> Leases<S> {
         &self.config
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, DateTime<Utc>>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
         // A poisoned lock means a panic between two map operations; the map is still a map.
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -109,7 +124,7 @@ impl<S: EventStore> Leases<S> {
         let name = lease_name(stream);
         let now = self.clock.now();
         if self.store.acquire_lease(&name, self.config.node.as_str(), self.config.ttl, now).await? {
-            self.held().insert(stream.clone(), now);
+            self.held().insert(name, now);
             return Ok(());
         }
         // Only to name the holder; a failure here must not hide the refusal itself.
@@ -117,17 +132,29 @@ impl<S: EventStore> Leases<S> {
         Err(ActorError::HostedElsewhere { stream: stream.clone(), owner })
     }
 
-    /// One renewal pass over every held lease; returns the streams whose lease is lost (now
+    /// Takes the first free order-id slot for this node; `None` if all are taken.
+    pub async fn acquire_slot(&self) -> Result<Option<u16>, ActorError> {
+        for slot in 0..ORDER_ID_SLOTS {
+            let name = slot_lease_name(slot);
+            let now = self.clock.now();
+            if self.store.acquire_lease(&name, self.config.node.as_str(), self.config.ttl, now).await? {
+                self.held().insert(name, now);
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One renewal pass over every held lease; returns the names of the leases lost (now
     /// someone else's, expired, or not renewable before it could expire): their actors must
     /// stop. They are forgotten here, so their next message acquires again.
-    pub async fn renew_all(&self) -> Vec<StreamId> {
-        let held: Vec<(StreamId, DateTime<Utc>)> = self.held().iter().map(|(s, t)| (s.clone(), *t)).collect();
-        let outcomes: Vec<(StreamId, DateTime<Utc>, Result<bool, _>, DateTime<Utc>)> = stream::iter(held)
-            .map(|(stream, renewed_at)| async move {
+    pub async fn renew_all(&self) -> Vec<String> {
+        let held: Vec<(String, DateTime<Utc>)> = self.held().iter().map(|(s, t)| (s.clone(), *t)).collect();
+        let outcomes: Vec<(String, DateTime<Utc>, Result<bool, _>, DateTime<Utc>)> = stream::iter(held)
+            .map(|(name, renewed_at)| async move {
                 let now = self.clock.now();
-                let renewed =
-                    self.store.renew_lease(&lease_name(&stream), self.config.node.as_str(), self.config.ttl, now).await;
-                (stream, renewed_at, renewed, now)
+                let renewed = self.store.renew_lease(&name, self.config.node.as_str(), self.config.ttl, now).await;
+                (name, renewed_at, renewed, now)
             })
             .buffer_unordered(RENEW_CONCURRENCY)
             .collect()
@@ -138,22 +165,25 @@ impl<S: EventStore> Leases<S> {
         let give_up_after = chrono::TimeDelta::from_std(give_up_after).unwrap_or(chrono::TimeDelta::MAX);
         let mut lost = Vec::new();
         let mut held = self.held();
-        for (stream, renewed_at, renewed, now) in outcomes {
+        for (lease, renewed_at, renewed, now) in outcomes {
             match renewed {
+                // Unless released meanwhile (shutdown): a renewal must not resurrect it here.
                 Ok(true) => {
-                    held.insert(stream, now);
+                    if let Some(at) = held.get_mut(&lease) {
+                        *at = now;
+                    }
                 }
                 Ok(false) => {
-                    tracing::warn!(%stream, "lease lost; the actor stops and moves to the lease's new holder");
-                    held.remove(&stream);
-                    lost.push(stream);
+                    tracing::warn!(%lease, "lease lost; what it guarded stops here and moves to its new holder");
+                    held.remove(&lease);
+                    lost.push(lease);
                 }
                 Err(e) if now - renewed_at >= give_up_after => {
-                    tracing::warn!(%stream, error = %e, "lease not renewable before it expires; the actor stops");
-                    held.remove(&stream);
-                    lost.push(stream);
+                    tracing::warn!(%lease, error = %e, "lease not renewable before it expires; giving it up");
+                    held.remove(&lease);
+                    lost.push(lease);
                 }
-                Err(e) => tracing::warn!(%stream, error = %e, "lease renewal failed; retried next pass"),
+                Err(e) => tracing::warn!(%lease, error = %e, "lease renewal failed; retried next pass"),
             }
         }
         lost
@@ -162,22 +192,22 @@ impl<S: EventStore> Leases<S> {
     /// Gives every held lease up (graceful shutdown): other nodes take the streams over at
     /// once instead of after the ttl.
     pub async fn release_all(&self) {
-        let held: Vec<StreamId> = self.held().drain().map(|(s, _)| s).collect();
+        let held: Vec<String> = self.held().drain().map(|(s, _)| s).collect();
         let node = self.config.node.as_str();
         let releases = stream::iter(held)
-            .map(|stream| async move { (self.store.release_lease(&lease_name(&stream), node).await, stream) })
+            .map(|lease| async move { (self.store.release_lease(&lease, node).await, lease) })
             .buffer_unordered(RENEW_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        for (result, stream) in releases {
+        for (result, lease) in releases {
             if let Err(e) = result {
-                tracing::warn!(%stream, error = %e, "lease not released; it expires after its ttl");
+                tracing::warn!(%lease, error = %e, "lease not released; it expires after its ttl");
             }
         }
     }
 
-    /// The streams this node holds a lease on.
-    pub fn held_streams(&self) -> Vec<StreamId> {
+    /// The names of the leases this node holds.
+    pub fn held_leases(&self) -> Vec<String> {
         self.held().keys().cloned().collect()
     }
 }

@@ -18,7 +18,7 @@ use actix::prelude::*;
 use tokio::sync::Mutex;
 
 use super::deps::{ActorDeps, ActorError, Counters};
-use super::leases::Leases;
+use super::leases::{leased_stream, Leases};
 use super::market::MarketActor;
 use super::user::UserActor;
 use crate::domain::{MarketId, MarketSpec, UserId};
@@ -37,6 +37,8 @@ pub struct Registry<S: EventStore + 'static> {
     confirming: std::sync::RwLock<std::collections::BTreeSet<MarketId>>,
     /// Set when several nodes share the store: the leases this node holds.
     leases: Option<Arc<Leases<S>>>,
+    /// The order-id slot this node holds (with leases), taken on first use.
+    slot: Mutex<Option<(u16, String)>>,
 }
 
 /// Decrements a mailbox gauge when the reply (or an error) comes back, even on cancellation.
@@ -58,6 +60,7 @@ impl<S: EventStore + 'static> Registry<S> {
             depths: std::sync::Mutex::new(HashMap::new()),
             confirming: std::sync::RwLock::new(std::collections::BTreeSet::new()),
             leases: None,
+            slot: Mutex::new(None),
         }
     }
 
@@ -90,15 +93,36 @@ impl<S: EventStore + 'static> Registry<S> {
         }
     }
 
-    /// One renewal pass: renews every held lease and forgets the actors whose lease is lost.
-    /// Returns the lost streams.
-    pub async fn renew_leases(&self) -> Vec<StreamId> {
+    /// One renewal pass: renews every held lease and forgets the actors whose lease is lost
+    /// (and the order-id slot, if its lease is). Returns the names of the lost leases.
+    pub async fn renew_leases(&self) -> Vec<String> {
         let Some(leases) = &self.leases else { return Vec::new() };
         let lost = leases.renew_all().await;
-        for stream in &lost {
-            self.forget(stream).await;
+        for lease in &lost {
+            match leased_stream(lease) {
+                Some(stream) => self.forget(&stream).await,
+                None => {
+                    let mut slot = self.slot.lock().await;
+                    if slot.as_ref().is_some_and(|(_, name)| name == lease) {
+                        *slot = None;
+                    }
+                }
+            }
         }
         lost
+    }
+
+    /// This node's order-id slot (see `engine::OrderIds`): `None` without leases (one node,
+    /// so ids need no node bits); with leases, the slot lease held, taken on first use.
+    pub async fn order_id_slot(&self) -> Result<Option<u16>, ActorError> {
+        let Some(leases) = &self.leases else { return Ok(None) };
+        let mut slot = self.slot.lock().await;
+        if let Some((taken, _)) = slot.as_ref() {
+            return Ok(Some(*taken));
+        }
+        let taken = leases.acquire_slot().await?.ok_or(ActorError::NoOrderIdSlot)?;
+        *slot = Some((taken, super::leases::slot_lease_name(taken)));
+        Ok(Some(taken))
     }
 
     /// Renews this node's leases every third of their ttl until `stop`, then stops every
@@ -115,10 +139,12 @@ impl<S: EventStore + 'static> Registry<S> {
         self.release_leases().await;
     }
 
-    /// Graceful shutdown: stops every actor, then gives their leases up.
+    /// Graceful shutdown: stops every actor, then gives their leases (and the order-id
+    /// slot) up.
     pub async fn release_leases(&self) {
         if let Some(leases) = &self.leases {
             self.stop_all().await;
+            *self.slot.lock().await = None;
             leases.release_all().await;
         }
     }
