@@ -119,6 +119,9 @@ pub struct StoreConfig {
     /// `sqs`: how long a received message stays invisible to other nodes (extended while it
     /// is processed); after a node dies, the messages it held come back after this long.
     pub sqs_visibility_timeout_ms: u64,
+    /// `sqs`: the longest one receive long-polls (up to SQS's 20 s); 0 short-polls, pausing
+    /// between empty receives.
+    pub sqs_wait_time_ms: u64,
 }
 
 /// Several `hob serve` nodes sharing one MongoDB store and the SQS queues. Leases are taken
@@ -318,6 +321,7 @@ impl Default for StoreConfig {
             sqs_create_queues: false,
             sqs_max_receive_count: 10,
             sqs_visibility_timeout_ms: 30_000,
+            sqs_wait_time_ms: 20_000,
         }
     }
 }
@@ -526,6 +530,7 @@ impl Config {
             "HOB_SQS_CREATE_QUEUES" => self.store.sqs_create_queues = parse(v).map_err(err)?,
             "HOB_SQS_MAX_RECEIVE_COUNT" => self.store.sqs_max_receive_count = parse(v).map_err(err)?,
             "HOB_SQS_VISIBILITY_TIMEOUT_MS" => self.store.sqs_visibility_timeout_ms = parse(v).map_err(err)?,
+            "HOB_SQS_WAIT_TIME_MS" => self.store.sqs_wait_time_ms = parse(v).map_err(err)?,
             "HOB_NODE_ID" => self.cluster.node_id = v.to_owned(),
             "HOB_LEASE_TTL_MS" => self.cluster.lease_ttl_ms = parse(v).map_err(err)?,
             "HOB_SNAPSHOT_EVERY" => self.engine.snapshot_every = parse(v).map_err(err)?,
@@ -644,6 +649,9 @@ impl Config {
         }
         if !(1_000..=43_200_000).contains(&self.store.sqs_visibility_timeout_ms) {
             return Err(invalid("store.sqs_visibility_timeout_ms", "must be 1000 to 43200000 (1 s to SQS's 12 h)"));
+        }
+        if self.store.sqs_wait_time_ms > 20_000 {
+            return Err(invalid("store.sqs_wait_time_ms", "must be at most 20000 (SQS's longest poll)"));
         }
         if !self.cluster.node_id.is_empty() {
             NodeId::new(&self.cluster.node_id).map_err(|e| invalid("cluster.node_id", e))?;

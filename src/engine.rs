@@ -205,11 +205,19 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         let tracker =
             (!queue.durable()).then(|| Arc::new(ConsumeTracker::new([MARKET_QUEUE, USER_QUEUE], wake.clone())));
         let mode = tracker.clone().map_or(PublishMode::OnSend, PublishMode::OnConsume);
-        let relay = OutboxRelay::new(store.clone(), queue.clone()).with_mode(mode);
-        let mut relay_stop = stop.clone();
-        actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
-            let _ = relay_stop.wait_for(|s| *s).await;
-        }));
+        match registry.leases().cloned() {
+            None => {
+                let relay = OutboxRelay::new(store.clone(), queue.clone()).with_mode(mode);
+                let mut relay_stop = stop.clone();
+                actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
+                    let _ = relay_stop.wait_for(|s| *s).await;
+                }));
+            }
+            Some(leases) => {
+                let relay = LeasedRelay { store: store.clone(), queue: queue.clone(), mode, wake, poll: config.relay_poll };
+                actix_rt::spawn(relay.run(leases, stop.clone()));
+            }
+        }
         actix_rt::spawn(consume_loop(
             queue.clone(),
             Consumer { destination: MARKET_QUEUE, route: route_market, tracker: tracker.clone() },
@@ -475,6 +483,50 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
 impl<S: EventStore + 'static, Q: Queue + 'static> Drop for Engine<S, Q> {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The outbox relay of a node among several: it runs only while this node holds the relay
+/// lease (`actors::leases::RELAY_LEASE`), and a standby node takes it over after the holder
+/// dies. Records appended on other nodes wait for its poll (`relay_poll`), not a doorbell.
+struct LeasedRelay<S, Q> {
+    store: Arc<S>,
+    queue: Arc<Q>,
+    mode: PublishMode,
+    wake: Arc<Notify>,
+    poll: Duration,
+}
+
+impl<S: EventStore + 'static, Q: Queue + 'static> LeasedRelay<S, Q> {
+    async fn run(self, leases: Arc<Leases<S>>, mut stop: watch::Receiver<bool>) {
+        use crate::actors::leases::RELAY_LEASE;
+        let every = leases.config().renew_every();
+        while !*stop.borrow() {
+            match leases.acquire_named(RELAY_LEASE).await {
+                Ok(true) => {
+                    tracing::info!("this node runs the outbox relay");
+                    let relay = OutboxRelay::new(self.store.clone(), self.queue.clone()).with_mode(self.mode.clone());
+                    let (mut stopping, held) = (stop.clone(), leases.clone());
+                    // Stops at shutdown, or once the renewal loop finds the lease lost.
+                    relay
+                        .run(self.wake.clone(), self.poll, async move {
+                            while !*stopping.borrow() && held.holds(RELAY_LEASE) {
+                                tokio::select! {
+                                    _ = stopping.changed() => {}
+                                    _ = actix_rt::time::sleep(Duration::from_millis(100)) => {}
+                                }
+                            }
+                        })
+                        .await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "the relay lease could not be asked for; retrying"),
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = actix_rt::time::sleep(every) => {}
+            }
+        }
     }
 }
 

@@ -90,6 +90,12 @@ pub fn leased_stream(name: &str) -> Option<StreamId> {
 /// nodes hand out in the same millisecond differ in their low bits (`engine::OrderIds`).
 pub const ORDER_ID_SLOTS: u16 = 256;
 
+/// The lease of the one outbox relay of a cluster. Two relays on one MongoDB store would
+/// lose records: marking an append published is one `update_many`, not atomic across its
+/// records, so a second relay could read an append half marked, number its remaining records
+/// from 0 and send them under dedup ids their siblings already used.
+pub const RELAY_LEASE: &str = "outbox-relay";
+
 /// The lease name of order-id slot `slot`.
 pub fn slot_lease_name(slot: u16) -> String {
     format!("order-ids:{slot}")
@@ -130,6 +136,21 @@ impl<S: EventStore> Leases<S> {
         // Only to name the holder; a failure here must not hide the refusal itself.
         let owner = self.store.lease_owner(&name, now).await.ok().flatten();
         Err(ActorError::HostedElsewhere { stream: stream.clone(), owner })
+    }
+
+    /// Takes (or keeps) lease `name` for this node; false if another live node holds it.
+    pub async fn acquire_named(&self, name: &str) -> Result<bool, ActorError> {
+        let now = self.clock.now();
+        let taken = self.store.acquire_lease(name, self.config.node.as_str(), self.config.ttl, now).await?;
+        if taken {
+            self.held().insert(name.to_owned(), now);
+        }
+        Ok(taken)
+    }
+
+    /// Whether this node holds lease `name` (as of its last renewal).
+    pub fn holds(&self, name: &str) -> bool {
+        self.held().contains_key(name)
     }
 
     /// Takes the first free order-id slot for this node; `None` if all are taken.

@@ -337,6 +337,7 @@ async fn open_queue(
     sqs.create_queues = config.store.sqs_create_queues;
     sqs.max_receive_count = config.store.sqs_max_receive_count;
     sqs.visibility_timeout = std::time::Duration::from_millis(config.store.sqs_visibility_timeout_ms);
+    sqs.wait_time = std::time::Duration::from_millis(config.store.sqs_wait_time_ms);
     Ok(AnyQueue::Sqs(SqsQueue::connect(sqs).await.map_err(|e| ServerError::Queue(e.to_string()))?))
 }
 

@@ -383,6 +383,7 @@ impl Queue for SqsQueue {
         let max = max.min(super::MAX_RECEIVE_BATCH);
         let mut out = Vec::new();
         let mut wait_secs = whole_seconds(wait.min(self.inner.config.wait_time));
+        let short_polling = wait_secs == 0;
         while out.len() < max {
             let ask = (max - out.len()).min(SQS_BATCH);
             let got = self
@@ -404,6 +405,10 @@ impl Queue for SqsQueue {
             }
             // Long-poll only for the first message; then take what is there.
             wait_secs = 0;
+        }
+        if short_polling && out.is_empty() {
+            // Configured not to long-poll: wait here instead, or an idle consumer would spin.
+            tokio::time::sleep(wait).await;
         }
         Ok(out)
     }
