@@ -445,11 +445,24 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     pub fn start_projections<V: ViewStore + 'static>(&self, views: Arc<V>, every: Duration) -> Arc<ProjectionStats> {
         let stats = Arc::new(ProjectionStats::default());
         let (store, mut stop, out) = (self.store.clone(), self.shutdown.subscribe(), stats.clone());
+        let leases = self.registry.leases().cloned();
         actix_rt::spawn(async move {
             let projector = Projector::new();
             while !*stop.borrow() {
-                match projector.catch_up(store.as_ref(), views.as_ref()).await {
-                    Ok(report) => {
+                // Among several nodes, only the holder of the projector lease folds.
+                let mine = match &leases {
+                    Some(leases) => leases.acquire_named(crate::actors::leases::PROJECTOR_LEASE).await.unwrap_or(false),
+                    None => true,
+                };
+                let pass = async {
+                    match mine {
+                        true => projector.catch_up(store.as_ref(), views.as_ref()).await.map(Some),
+                        false => Ok(None),
+                    }
+                };
+                match pass.await {
+                    Ok(None) => {}
+                    Ok(Some(report)) => {
                         out.passes.fetch_add(1, Ordering::Relaxed);
                         out.events_folded.fetch_add(report.events_folded, Ordering::Relaxed);
                     }

@@ -96,6 +96,11 @@ pub const ORDER_ID_SLOTS: u16 = 256;
 /// from 0 and send them under dedup ids their siblings already used.
 pub const RELAY_LEASE: &str = "outbox-relay";
 
+/// The lease of the one projection loop of a cluster: two projectors folding the same views
+/// race on their checkpoints, and a view read and saved across two reads can fold an event
+/// twice.
+pub const PROJECTOR_LEASE: &str = "projector";
+
 /// The lease name of order-id slot `slot`.
 pub fn slot_lease_name(slot: u16) -> String {
     format!("order-ids:{slot}")
