@@ -39,6 +39,8 @@ const ROUNDS_BEFORE_KILL: usize = 6;
 const ROUNDS_AFTER_KILL: usize = 6;
 /// A lease was renewed at most a third of its ttl before the kill, so it runs out no sooner
 /// than two thirds of the ttl after it.
+/// How long the store keeps a dead client's transaction (and its write locks) open.
+const TRANSACTION_LIFETIME: Duration = Duration::from_secs(60);
 const EARLIEST_TAKEOVER: Duration = Duration::from_millis(LEASE_TTL_MS * 2 / 3 - 50);
 
 struct Hob {
@@ -296,7 +298,7 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
     }
 
     // every acknowledged order reaches the market (the survivor hosts it now) exactly once
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + TRANSACTION_LIFETIME + Duration::from_secs(30);
     loop {
         let accepted: BTreeSet<u64> =
             order_ids_of(&market_events(&store).await, "market.Accepted", &["order_id"]).into_iter().collect();
@@ -344,7 +346,9 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
 
     // the views the survivor projected equal a rebuild from the events alone
     let live = MongoViewStore::connect(&db(mongo.port, "two_views"), "two_views").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A transaction the killed node left open holds its documents until the server aborts it
+    // (MongoDB's transactionLifetimeLimitSeconds, 60 s by default): saves conflict until then.
+    let deadline = Instant::now() + TRANSACTION_LIFETIME + Duration::from_secs(30);
     loop {
         let rebuilt = MemoryViewStore::new();
         Projector::new().catch_up(&store, &rebuilt).await.unwrap();
