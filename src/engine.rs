@@ -214,7 +214,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
                 }));
             }
             Some(leases) => {
-                let relay = LeasedRelay { store: store.clone(), queue: queue.clone(), mode, wake, poll: config.relay_poll };
+                let relay =
+                    LeasedRelay { store: store.clone(), queue: queue.clone(), mode, wake, poll: config.relay_poll };
                 actix_rt::spawn(relay.run(leases, stop.clone()));
             }
         }

@@ -109,7 +109,9 @@ async fn given_node_a_stopped_renewing_when_its_lease_expires_then_b_takes_over_
     // A's next renewal pass finds the lease gone and forgets the actor; it is then refused.
     assert_eq!(a.registry.renew_leases().await, vec![format!("lock:{user}")]);
     let refused = a.registry.send_user(alice(), deposit(1_000)).await;
-    assert!(matches!(refused, Err(ActorError::HostedElsewhere { ref owner, .. }) if owner.as_deref() == Some("node-b")));
+    assert!(
+        matches!(refused, Err(ActorError::HostedElsewhere { ref owner, .. }) if owner.as_deref() == Some("node-b"))
+    );
 
     // What B replays is the truth: the first deposit and its own, nothing of the stale node.
     let view = b.registry.send_user(alice(), hob::actors::InspectUser).await.unwrap();

@@ -22,8 +22,8 @@ use awc::http::{Method, StatusCode};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use hob::events::{EventStore, StreamId};
 use hob::events::EventEnvelope;
+use hob::events::{EventStore, StreamId};
 use hob::projections::{diff_views, MemoryViewStore, Projector};
 use hob::queue::{Queue, SqsConfig, SqsCredentials, SqsQueue, SqsQueueNames, MARKET_QUEUE, USER_QUEUE};
 use hob::store::{MongoEventStore, MongoViewStore};
@@ -199,7 +199,7 @@ fn order_ids_of(events: &[EventEnvelope], event_type: &str, field: &[&str]) -> V
     events
         .iter()
         .filter(|e| e.event_type == event_type)
-        .filter_map(|e| field.iter().fold(Some(&e.payload), |v, f| v.and_then(|v| v.get(*f))).and_then(Value::as_u64))
+        .filter_map(|e| field.iter().try_fold(&e.payload, |v, f| v.get(*f)).and_then(Value::as_u64))
         .collect()
 }
 
@@ -320,7 +320,8 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
     // ... and was stored once in its user's stream
     for user in BUYERS.iter().chain(&SELLERS) {
         let stream = StreamId::parse(&format!("user:{user}")).unwrap();
-        let placed = order_ids_of(&store.read_stream(&stream, 1).await.unwrap(), "user.OrderPlaced", &["order", "order_id"]);
+        let placed =
+            order_ids_of(&store.read_stream(&stream, 1).await.unwrap(), "user.OrderPlaced", &["order", "order_id"]);
         let unique: BTreeSet<u64> = placed.iter().copied().collect();
         assert_eq!(unique.len(), placed.len(), "{user}: no order placed twice");
         for (id, _) in acked.iter().filter(|(_, u)| *u == user) {
@@ -331,11 +332,8 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
     // nothing was dead-lettered on the way (a bounced record is handed back, not failed)
     let mut sqs = SqsConfig::aws("us-east-1");
     sqs.endpoint = Some(format!("http://127.0.0.1:{}", moto.port));
-    sqs.credentials = Some(SqsCredentials {
-        access_key_id: "test".into(),
-        secret_access_key: "test".into(),
-        session_token: None,
-    });
+    sqs.credentials =
+        Some(SqsCredentials { access_key_id: "test".into(), secret_access_key: "test".into(), session_token: None });
     sqs.queue_names = SqsQueueNames::with_prefix(PREFIX);
     sqs.max_receive_count = 100;
     sqs.visibility_timeout = Duration::from_secs(2);
@@ -369,17 +367,31 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&audit.stdout).unwrap_or(Value::Null);
-    let failed: Vec<&Value> = report["checks"].as_array().map(|c| c.iter().filter(|c| c["ok"] != true).collect()).unwrap_or_default();
+    let failed: Vec<&Value> =
+        report["checks"].as_array().map(|c| c.iter().filter(|c| c["ok"] != true).collect()).unwrap_or_default();
     if audit.status.code() != Some(0) {
         let store = MongoEventStore::connect(&db(mongo.port, "two_events"), "two_events").await.unwrap();
         for user in SELLERS.iter().chain(&BUYERS) {
             let stream = StreamId::parse(&format!("user:{user}")).unwrap();
             for e in store.read_stream(&stream, 1).await.unwrap() {
-                eprintln!("{} v{} {} {:?} {}", user, e.version, e.event_type, e.idempotency_key, e.payload.to_string().chars().take(300).collect::<String>());
+                eprintln!(
+                    "{} v{} {} {:?} {}",
+                    user,
+                    e.version,
+                    e.event_type,
+                    e.idempotency_key,
+                    e.payload.to_string().chars().take(300).collect::<String>()
+                );
             }
         }
         for e in market_events(&store).await {
-            eprintln!("market v{} {} {:?} {}", e.version, e.event_type, e.idempotency_key, e.payload.to_string().chars().take(200).collect::<String>());
+            eprintln!(
+                "market v{} {} {:?} {}",
+                e.version,
+                e.event_type,
+                e.idempotency_key,
+                e.payload.to_string().chars().take(200).collect::<String>()
+            );
         }
     }
     assert_eq!(audit.status.code(), Some(0), "{failed:?} {}", String::from_utf8_lossy(&audit.stderr));

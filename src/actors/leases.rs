@@ -106,6 +106,10 @@ pub fn slot_lease_name(slot: u16) -> String {
     format!("order-ids:{slot}")
 }
 
+/// One renewal's outcome: the lease, when it was last renewed before, the answer, and when
+/// it was asked.
+type Renewal = (String, DateTime<Utc>, Result<bool, crate::events::StoreError>, DateTime<Utc>);
+
 /// The leases one node holds, and when each was last renewed.
 pub struct Leases<S> {
     store: Arc<S>,
@@ -176,7 +180,7 @@ impl<S: EventStore> Leases<S> {
     /// stop. They are forgotten here, so their next message acquires again.
     pub async fn renew_all(&self) -> Vec<String> {
         let held: Vec<(String, DateTime<Utc>)> = self.held().iter().map(|(s, t)| (s.clone(), *t)).collect();
-        let outcomes: Vec<(String, DateTime<Utc>, Result<bool, _>, DateTime<Utc>)> = stream::iter(held)
+        let outcomes: Vec<Renewal> = stream::iter(held)
             .map(|(name, renewed_at)| async move {
                 let now = self.clock.now();
                 let renewed = self.store.renew_lease(&name, self.config.node.as_str(), self.config.ttl, now).await;

@@ -136,7 +136,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Rejected(reject) => reject.into(),
             EngineError::UnknownMarket(m) => ApiError::unknown_market(m.as_str()),
-            EngineError::Actor(ActorError::HostedElsewhere { stream, owner }) => ApiError::hosted_elsewhere(&stream, owner),
+            EngineError::Actor(ActorError::HostedElsewhere { stream, owner }) => {
+                ApiError::hosted_elsewhere(&stream, owner)
+            }
             EngineError::Actor(_) | EngineError::Mailbox(_) => {
                 tracing::warn!(error = %e, "engine unavailable for a request");
                 ApiError::unavailable("engine_unavailable", format!("{e}; retry"))
