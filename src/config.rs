@@ -16,6 +16,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::actors::leases::{LeaseConfig, NodeId};
 use crate::api::amounts::{parse_amount, MAX_DECIMALS};
 pub use crate::chain::config::{ChainConfig, ChainMode};
 use crate::domain::{AssetId, Bps, MarketId, MarketSpec, QtyLots, UserId, MAX_OPEN_ORDERS};
@@ -48,6 +49,8 @@ pub struct Config {
     pub limits: Limits,
     pub websocket: WebSocketConfig,
     pub log: LogConfig,
+    /// Several nodes on one MongoDB store: this node's id and its leases.
+    pub cluster: ClusterConfig,
     /// Where trades settle (`none`, a local `anvil`, or a node over `rpc`).
     pub chain: ChainConfig,
     /// Replaces the demo assets when given.
@@ -68,6 +71,7 @@ impl Default for Config {
             limits: Limits::default(),
             websocket: WebSocketConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
             chain: ChainConfig::default(),
             assets: demo_assets(),
             markets: demo_markets(),
@@ -108,6 +112,34 @@ pub struct StoreConfig {
     pub sqs_queue_prefix: String,
     /// `sqs`: create the FIFO queues and their dead-letter queues at start (else they must exist).
     pub sqs_create_queues: bool,
+    /// `sqs`: receives after which an unacknowledged message moves to its dead-letter queue.
+    /// With several nodes a node's receive of a record for an actor hosted elsewhere counts
+    /// too, so a cluster wants more than one node alone.
+    pub sqs_max_receive_count: u32,
+    /// `sqs`: how long a received message stays invisible to other nodes (extended while it
+    /// is processed); after a node dies, the messages it held come back after this long.
+    pub sqs_visibility_timeout_ms: u64,
+    /// `sqs`: the longest one receive long-polls (up to SQS's 20 s); 0 short-polls, pausing
+    /// between empty receives.
+    pub sqs_wait_time_ms: u64,
+}
+
+/// Several `hob serve` nodes sharing one MongoDB store and the SQS queues. Leases are taken
+/// whenever the event store is MongoDB (the only store several nodes can share).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id, the owner written into its leases; empty: `hostname-pid-random`,
+    /// generated at start.
+    pub node_id: String,
+    /// A lease not renewed for this long may be taken by another node (renewed every third).
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig { node_id: String::new(), lease_ttl_ms: 10_000 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -287,6 +319,9 @@ impl Default for StoreConfig {
             sqs_region: "us-east-1".to_owned(),
             sqs_queue_prefix: String::new(),
             sqs_create_queues: false,
+            sqs_max_receive_count: 10,
+            sqs_visibility_timeout_ms: 30_000,
+            sqs_wait_time_ms: 20_000,
         }
     }
 }
@@ -493,6 +528,11 @@ impl Config {
             "HOB_SQS_REGION" => self.store.sqs_region = v.to_owned(),
             "HOB_SQS_QUEUE_PREFIX" => self.store.sqs_queue_prefix = v.to_owned(),
             "HOB_SQS_CREATE_QUEUES" => self.store.sqs_create_queues = parse(v).map_err(err)?,
+            "HOB_SQS_MAX_RECEIVE_COUNT" => self.store.sqs_max_receive_count = parse(v).map_err(err)?,
+            "HOB_SQS_VISIBILITY_TIMEOUT_MS" => self.store.sqs_visibility_timeout_ms = parse(v).map_err(err)?,
+            "HOB_SQS_WAIT_TIME_MS" => self.store.sqs_wait_time_ms = parse(v).map_err(err)?,
+            "HOB_NODE_ID" => self.cluster.node_id = v.to_owned(),
+            "HOB_LEASE_TTL_MS" => self.cluster.lease_ttl_ms = parse(v).map_err(err)?,
             "HOB_SNAPSHOT_EVERY" => self.engine.snapshot_every = parse(v).map_err(err)?,
             "HOB_PROJECTION_INTERVAL_MS" => self.engine.projection_interval_ms = parse(v).map_err(err)?,
             "HOB_RELAY_POLL_MS" => self.engine.relay_poll_ms = parse(v).map_err(err)?,
@@ -604,6 +644,21 @@ impl Config {
             return Err(invalid("store.sqs_region", "sqs needs a region"));
         }
         positive("store.queue_capacity", self.store.queue_capacity as u64)?;
+        if !(1..=1_000).contains(&self.store.sqs_max_receive_count) {
+            return Err(invalid("store.sqs_max_receive_count", "must be 1 to 1000 (SQS's limit)"));
+        }
+        if !(1_000..=43_200_000).contains(&self.store.sqs_visibility_timeout_ms) {
+            return Err(invalid("store.sqs_visibility_timeout_ms", "must be 1000 to 43200000 (1 s to SQS's 12 h)"));
+        }
+        if self.store.sqs_wait_time_ms > 20_000 {
+            return Err(invalid("store.sqs_wait_time_ms", "must be at most 20000 (SQS's longest poll)"));
+        }
+        if !self.cluster.node_id.is_empty() {
+            NodeId::new(&self.cluster.node_id).map_err(|e| invalid("cluster.node_id", e))?;
+        }
+        if !(1_000..=600_000).contains(&self.cluster.lease_ttl_ms) {
+            return Err(invalid("cluster.lease_ttl_ms", "must be 1000 to 600000"));
+        }
         positive("engine.projection_interval_ms", self.engine.projection_interval_ms)?;
         positive("engine.relay_poll_ms", self.engine.relay_poll_ms)?;
         positive("engine.feed_poll_ms", self.engine.feed_poll_ms)?;
@@ -731,6 +786,19 @@ impl Config {
 
     pub fn views_location(&self) -> Result<StoreLocation, ConfigError> {
         StoreLocation::parse("store.views", &self.store.views)
+    }
+
+    /// This node's leases: on with a MongoDB event store, which several nodes may share; off
+    /// on SQLite, a file one process owns, where a lease per actor would only cost writes.
+    pub fn lease_config(&self) -> Result<Option<LeaseConfig>, ConfigError> {
+        if !matches!(self.events_location()?, StoreLocation::Mongo { .. }) {
+            return Ok(None);
+        }
+        let node = match self.cluster.node_id.as_str() {
+            "" => NodeId::generate(),
+            id => NodeId::new(id).map_err(|e| invalid("cluster.node_id", e))?,
+        };
+        Ok(Some(LeaseConfig { node, ttl: Duration::from_millis(self.cluster.lease_ttl_ms) }))
     }
 
     /// The exchange contract users' signatures are bound to.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::actors::admin_operator::AdminOperatorHandle;
 use crate::actors::chain_watcher::{ChainWatcherHandle, WatcherConfig};
+use crate::actors::leases::{LeaseConfig, Leases};
 use crate::actors::market::{InspectMarket, MarketBatch, MarketRequest, MarketView};
 use crate::actors::settlement::{EngineParts, SettlementError, SettlementHandle};
 use crate::actors::user::{InspectUser, UserBatch, UserError, UserOp, UserReply, UserRequest, UserView};
@@ -111,22 +112,37 @@ pub struct PlaceOrder {
 /// Order ids: unique and increasing for the life of the engine's data. Seeded from the clock
 /// (milliseconds shifted left by 20 bits) so ids keep growing across restarts, and at least
 /// one more than the last id handed out.
+///
+/// With several nodes (leases), each node also holds an order-id slot (`0..256`, a lease) and
+/// its ids are `(sequence << 8) | slot`, the sequence seeded the same way from the clock
+/// (milliseconds shifted left by 12): two nodes placing in the same millisecond then differ in
+/// the low bits. A slot moves to another node only after its lease expired (at least a lease
+/// ttl after this node last used it), when the clock-seeded sequence has moved past it.
 pub struct OrderIds {
     last: AtomicU64,
 }
+
+/// The low bits of a slotted id: `actors::leases::ORDER_ID_SLOTS` = 2^8.
+const SLOT_BITS: u32 = 8;
 
 impl OrderIds {
     fn new() -> OrderIds {
         OrderIds { last: AtomicU64::new(0) }
     }
 
-    fn next(&self, now_ms: u64) -> OrderId {
-        let floor = now_ms << 20;
+    fn next(&self, now_ms: u64, slot: Option<u16>) -> OrderId {
+        let shift = if slot.is_some() { 20 - SLOT_BITS } else { 20 };
+        let floor = now_ms << shift;
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = floor.max(last + 1);
             match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return OrderId(next),
+                Ok(_) => {
+                    return match slot {
+                        Some(slot) => OrderId((next << SLOT_BITS) | u64::from(slot)),
+                        None => OrderId(next),
+                    }
+                }
                 Err(seen) => last = seen,
             }
         }
@@ -146,7 +162,22 @@ pub struct Engine<S: EventStore + 'static, Q: Queue + 'static> {
 impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// Starts the relay and the consumers on the current arbiter.
     pub fn start(config: EngineConfig, store: Arc<S>, queue: Arc<Q>, clock: Arc<dyn Clock>) -> Engine<S, Q> {
+        Engine::start_leased(config, store, queue, clock, None)
+    }
+
+    /// [`Engine::start`] as one node of several sharing `store` and `queue`: with `leases`,
+    /// an actor runs here only while this node holds its stream's lease (renewed in the
+    /// background, released on shutdown), and queued records for actors hosted elsewhere are
+    /// handed back to the queue for their host.
+    pub fn start_leased(
+        config: EngineConfig,
+        store: Arc<S>,
+        queue: Arc<Q>,
+        clock: Arc<dyn Clock>,
+        leases: Option<LeaseConfig>,
+    ) -> Engine<S, Q> {
         let wake = Arc::new(Notify::new());
+        let lease_clock = clock.clone();
         let deps = Arc::new(ActorDeps {
             store: store.clone(),
             clock,
@@ -156,8 +187,13 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             counters: Arc::new(Counters::default()),
         });
         let specs: BTreeMap<MarketId, MarketSpec> = config.markets.iter().map(|s| (s.id, s.clone())).collect();
-        let registry = Arc::new(Registry::new(deps, Arc::new(specs)));
+        let mut registry = Registry::new(deps, Arc::new(specs));
+        if let Some(leases) = leases {
+            registry = registry.with_leases(Leases::new(store.clone(), lease_clock, leases));
+        }
+        let registry = Arc::new(registry);
         let (shutdown, stop) = watch::channel(false);
+        actix_rt::spawn(registry.clone().run_lease_renewal(stop.clone()));
 
         // Crash safety: with a queue that lives in memory, an outbox record may only count as
         // published once its consumer applied it, or a crash between the send and the
@@ -169,11 +205,20 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         let tracker =
             (!queue.durable()).then(|| Arc::new(ConsumeTracker::new([MARKET_QUEUE, USER_QUEUE], wake.clone())));
         let mode = tracker.clone().map_or(PublishMode::OnSend, PublishMode::OnConsume);
-        let relay = OutboxRelay::new(store.clone(), queue.clone()).with_mode(mode);
-        let mut relay_stop = stop.clone();
-        actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
-            let _ = relay_stop.wait_for(|s| *s).await;
-        }));
+        match registry.leases().cloned() {
+            None => {
+                let relay = OutboxRelay::new(store.clone(), queue.clone()).with_mode(mode);
+                let mut relay_stop = stop.clone();
+                actix_rt::spawn(relay.run(wake, config.relay_poll, async move {
+                    let _ = relay_stop.wait_for(|s| *s).await;
+                }));
+            }
+            Some(leases) => {
+                let relay =
+                    LeasedRelay { store: store.clone(), queue: queue.clone(), mode, wake, poll: config.relay_poll };
+                actix_rt::spawn(relay.run(leases, stop.clone()));
+            }
+        }
         actix_rt::spawn(consume_loop(
             queue.clone(),
             Consumer { destination: MARKET_QUEUE, route: route_market, tracker: tracker.clone() },
@@ -298,7 +343,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// way to the market. A repeated client order id returns the original order's id.
     pub async fn place(&self, user: UserId, order: PlaceOrder) -> Result<OrderId, EngineError> {
         let now = self.registry.deps().now_ms();
-        let id = self.ids.next(now.0);
+        let slot = self.registry.order_id_slot().await?;
+        let id = self.ids.next(now.0, slot);
         let request = OrderRequest {
             market: order.market,
             order: NewOrder {
@@ -414,11 +460,24 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     pub fn start_projections<V: ViewStore + 'static>(&self, views: Arc<V>, every: Duration) -> Arc<ProjectionStats> {
         let stats = Arc::new(ProjectionStats::default());
         let (store, mut stop, out) = (self.store.clone(), self.shutdown.subscribe(), stats.clone());
+        let leases = self.registry.leases().cloned();
         actix_rt::spawn(async move {
             let projector = Projector::new();
             while !*stop.borrow() {
-                match projector.catch_up(store.as_ref(), views.as_ref()).await {
-                    Ok(report) => {
+                // Among several nodes, only the holder of the projector lease folds.
+                let mine = match &leases {
+                    Some(leases) => leases.acquire_named(crate::actors::leases::PROJECTOR_LEASE).await.unwrap_or(false),
+                    None => true,
+                };
+                let pass = async {
+                    match mine {
+                        true => projector.catch_up(store.as_ref(), views.as_ref()).await.map(Some),
+                        false => Ok(None),
+                    }
+                };
+                match pass.await {
+                    Ok(None) => {}
+                    Ok(Some(report)) => {
                         out.passes.fetch_add(1, Ordering::Relaxed);
                         out.events_folded.fetch_add(report.events_folded, Ordering::Relaxed);
                     }
@@ -437,6 +496,12 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         stats
     }
 
+    /// Graceful stop of a leased node: its actors stop and their leases are given up, so
+    /// another node takes its streams over at once rather than after the lease ttl.
+    pub async fn release_leases(&self) {
+        self.registry.release_leases().await;
+    }
+
     /// Stops the relay and consumers; actors stop when the engine is dropped.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -446,6 +511,50 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
 impl<S: EventStore + 'static, Q: Queue + 'static> Drop for Engine<S, Q> {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The outbox relay of a node among several: it runs only while this node holds the relay
+/// lease (`actors::leases::RELAY_LEASE`), and a standby node takes it over after the holder
+/// dies. Records appended on other nodes wait for its poll (`relay_poll`), not a doorbell.
+struct LeasedRelay<S, Q> {
+    store: Arc<S>,
+    queue: Arc<Q>,
+    mode: PublishMode,
+    wake: Arc<Notify>,
+    poll: Duration,
+}
+
+impl<S: EventStore + 'static, Q: Queue + 'static> LeasedRelay<S, Q> {
+    async fn run(self, leases: Arc<Leases<S>>, mut stop: watch::Receiver<bool>) {
+        use crate::actors::leases::RELAY_LEASE;
+        let every = leases.config().renew_every();
+        while !*stop.borrow() {
+            match leases.acquire_named(RELAY_LEASE).await {
+                Ok(true) => {
+                    tracing::info!("this node runs the outbox relay");
+                    let relay = OutboxRelay::new(self.store.clone(), self.queue.clone()).with_mode(self.mode.clone());
+                    let (mut stopping, held) = (stop.clone(), leases.clone());
+                    // Stops at shutdown, or once the renewal loop finds the lease lost.
+                    relay
+                        .run(self.wake.clone(), self.poll, async move {
+                            while !*stopping.borrow() && held.holds(RELAY_LEASE) {
+                                tokio::select! {
+                                    _ = stopping.changed() => {}
+                                    _ = actix_rt::time::sleep(Duration::from_millis(100)) => {}
+                                }
+                            }
+                        })
+                        .await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "the relay lease could not be asked for; retrying"),
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = actix_rt::time::sleep(every) => {}
+            }
+        }
     }
 }
 
@@ -482,6 +591,10 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
 ) {
     const MAX_RECEIVE: usize = 512;
     const RETRY_AFTER: Duration = Duration::from_millis(20);
+    // After a receive that held only records of actors hosted on other nodes, this node
+    // waits before receiving again, so their hosts get the records rather than this node
+    // taking them back at once (each receive counts towards the dead-letter limit).
+    const ELSEWHERE_PAUSE: Duration = Duration::from_millis(100);
     let Consumer { destination, route, tracker } = consumer;
     while !*stop.borrow() {
         let received = tokio::select! {
@@ -510,9 +623,22 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
             .map(|(_, list)| list.iter().map(|d| (d.receipt.clone(), d.message.source.clone())).collect())
             .collect();
         let outcomes = join_all(groups.into_iter().map(|(_, list)| route(registry.clone(), list))).await;
+        let (mut applied, mut elsewhere) = (false, false);
         for (group, outcome) in receipts.iter().zip(outcomes) {
-            if let (Some(error), Some((_, source))) = (&outcome.error, group.get(outcome.done)) {
-                tracing::warn!(destination, source = %source, %error, "record not applied; retried, then dead-lettered");
+            // Hosted on another node: not a failure. Every record of the group goes back at
+            // once, in order (FIFO keeps the group's order), for the host to receive.
+            let hosted_elsewhere =
+                matches!(outcome.error, Some(EngineError::Actor(ActorError::HostedElsewhere { .. })));
+            elsewhere |= hosted_elsewhere;
+            applied |= outcome.done > 0;
+            match (&outcome.error, group.get(outcome.done)) {
+                (Some(error), Some((_, source))) if hosted_elsewhere => {
+                    tracing::debug!(destination, source = %source, %error, "record for another node; handed back")
+                }
+                (Some(error), Some((_, source))) => {
+                    tracing::warn!(destination, source = %source, %error, "record not applied; retried, then dead-lettered")
+                }
+                _ => {}
             }
             for (i, (receipt, source)) in group.iter().enumerate() {
                 let result = if i < outcome.done {
@@ -521,11 +647,18 @@ async fn consume_loop<S: EventStore + 'static, Q: Queue + 'static>(
                     }
                     queue.ack(destination, receipt).await
                 } else {
-                    let after = if i == outcome.done && outcome.error.is_some() { RETRY_AFTER } else { Duration::ZERO };
+                    let retry = i == outcome.done && outcome.error.is_some() && !hosted_elsewhere;
+                    let after = if retry { RETRY_AFTER } else { Duration::ZERO };
                     queue.nack(destination, receipt, after).await
                 };
                 // An expired receipt means the record comes back and is deduplicated then.
                 let _ = result;
+            }
+        }
+        if elsewhere && !applied {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = actix_rt::time::sleep(ELSEWHERE_PAUSE) => {}
             }
         }
     }

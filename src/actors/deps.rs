@@ -30,6 +30,13 @@ pub enum ActorError {
     Mailbox(String),
     #[error("unknown market {0}")]
     UnknownMarket(String),
+    /// Another live node holds the stream's lease (`actors::leases`): its commands belong
+    /// there. `owner` is that node's id when the store could tell.
+    #[error("{stream} is hosted by node {}", owner.as_deref().unwrap_or("(another node)"))]
+    HostedElsewhere { stream: StreamId, owner: Option<String> },
+    /// Every order-id slot is held by a live node (`actors::leases::ORDER_ID_SLOTS`).
+    #[error("no order-id slot is free: too many nodes share the store")]
+    NoOrderIdSlot,
 }
 
 /// Counters the operator API reports.

@@ -12,6 +12,7 @@ pub mod admin_operator;
 pub mod chain_watcher;
 pub mod consumed;
 pub mod deps;
+pub mod leases;
 pub mod market;
 pub mod order_auths;
 pub mod registry;

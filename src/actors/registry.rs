@@ -2,6 +2,13 @@
 //! (market actors for configured markets, user actors for any address). An actor that stopped
 //! (a version conflict, a panic, a broken replay) is rebuilt from its stream on the next
 //! message; restarts are counted.
+//!
+//! With leases (several nodes on one store, `actors::leases`), an actor is spawned only after
+//! its stream's lease is taken, and one renewal loop per node keeps every held lease alive;
+//! a lease that is lost forgets its actor, so its next message acquires again or is refused
+//! with `HostedElsewhere`. Without leases (one node on SQLite) nothing of this runs: a single
+//! process owns its file, and taking a lease per actor would cost a store write per spawn and
+//! per renewal for nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +18,11 @@ use actix::prelude::*;
 use tokio::sync::Mutex;
 
 use super::deps::{ActorDeps, ActorError, Counters};
+use super::leases::{leased_stream, Leases};
 use super::market::MarketActor;
 use super::user::UserActor;
 use crate::domain::{MarketId, MarketSpec, UserId};
-use crate::events::EventStore;
+use crate::events::{EventStore, StreamId};
 
 pub struct Registry<S: EventStore + 'static> {
     deps: Arc<ActorDeps<S>>,
@@ -27,6 +35,10 @@ pub struct Registry<S: EventStore + 'static> {
     depths: std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>,
     /// Markets in `confirm-before-commit` mode: each command waits for its trades' settlement.
     confirming: std::sync::RwLock<std::collections::BTreeSet<MarketId>>,
+    /// Set when several nodes share the store: the leases this node holds.
+    leases: Option<Arc<Leases<S>>>,
+    /// The order-id slot this node holds (with leases), taken on first use.
+    slot: Mutex<Option<(u16, String)>>,
 }
 
 /// Decrements a mailbox gauge when the reply (or an error) comes back, even on cancellation.
@@ -47,6 +59,93 @@ impl<S: EventStore + 'static> Registry<S> {
             users: Mutex::new(HashMap::new()),
             depths: std::sync::Mutex::new(HashMap::new()),
             confirming: std::sync::RwLock::new(std::collections::BTreeSet::new()),
+            leases: None,
+            slot: Mutex::new(None),
+        }
+    }
+
+    /// Hosts an actor only while this node holds its stream's lease.
+    pub fn with_leases(mut self, leases: Leases<S>) -> Registry<S> {
+        self.leases = Some(Arc::new(leases));
+        self
+    }
+
+    pub fn leases(&self) -> Option<&Arc<Leases<S>>> {
+        self.leases.as_ref()
+    }
+
+    /// Takes the stream's lease before its actor is spawned (no-op without leases).
+    async fn host(&self, stream: StreamId) -> Result<(), ActorError> {
+        match &self.leases {
+            Some(leases) => leases.acquire(&stream).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the actor of `stream` (its lease is gone): its memory may be stale, and the
+    /// next message rebuilds it from the stream if the lease can be taken again.
+    pub async fn forget(&self, stream: &StreamId) {
+        let name = stream.as_str();
+        if let Some(id) = name.strip_prefix("market:").and_then(|m| MarketId::new(m).ok()) {
+            self.markets.lock().await.remove(&id);
+        } else if let Some(user) = name.strip_prefix("user:").and_then(|u| UserId::from_hex(u).ok()) {
+            self.users.lock().await.remove(&user);
+        }
+    }
+
+    /// One renewal pass: renews every held lease and forgets the actors whose lease is lost
+    /// (and the order-id slot, if its lease is). Returns the names of the lost leases.
+    pub async fn renew_leases(&self) -> Vec<String> {
+        let Some(leases) = &self.leases else { return Vec::new() };
+        let lost = leases.renew_all().await;
+        for lease in &lost {
+            match leased_stream(lease) {
+                Some(stream) => self.forget(&stream).await,
+                None => {
+                    let mut slot = self.slot.lock().await;
+                    if slot.as_ref().is_some_and(|(_, name)| name == lease) {
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        lost
+    }
+
+    /// This node's order-id slot (see `engine::OrderIds`): `None` without leases (one node,
+    /// so ids need no node bits); with leases, the slot lease held, taken on first use.
+    pub async fn order_id_slot(&self) -> Result<Option<u16>, ActorError> {
+        let Some(leases) = &self.leases else { return Ok(None) };
+        let mut slot = self.slot.lock().await;
+        if let Some((taken, _)) = slot.as_ref() {
+            return Ok(Some(*taken));
+        }
+        let taken = leases.acquire_slot().await?.ok_or(ActorError::NoOrderIdSlot)?;
+        *slot = Some((taken, super::leases::slot_lease_name(taken)));
+        Ok(Some(taken))
+    }
+
+    /// Renews this node's leases every third of their ttl until `stop`, then stops every
+    /// actor and releases the leases, so another node takes over at once.
+    pub async fn run_lease_renewal(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(every) = self.leases.as_ref().map(|l| l.config().renew_every()) else { return };
+        while !*stop.borrow() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = actix_rt::time::sleep(every) => {}
+            }
+            self.renew_leases().await;
+        }
+        self.release_leases().await;
+    }
+
+    /// Graceful shutdown: stops every actor, then gives their leases (and the order-id
+    /// slot) up.
+    pub async fn release_leases(&self) {
+        if let Some(leases) = &self.leases {
+            self.stop_all().await;
+            *self.slot.lock().await = None;
+            leases.release_all().await;
         }
     }
 
@@ -84,6 +183,7 @@ impl<S: EventStore + 'static> Registry<S> {
             }
             Counters::bump(&self.deps.counters.restarts);
         }
+        self.host(StreamId::market(id)).await?;
         let addr = MarketActor::load(spec, self.deps.clone()).await?.start();
         markets.insert(id, addr.clone());
         Ok(addr)
@@ -98,6 +198,7 @@ impl<S: EventStore + 'static> Registry<S> {
             }
             Counters::bump(&self.deps.counters.restarts);
         }
+        self.host(StreamId::user(user)).await?;
         let addr = UserActor::load(user, self.specs.clone(), self.deps.clone()).await?.start();
         users.insert(user, addr.clone());
         Ok(addr)

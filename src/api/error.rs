@@ -8,7 +8,12 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 
+use crate::actors::ActorError;
 use crate::domain::{LedgerError, UserReject};
+use crate::events::StreamId;
+
+/// The retry hint of `hosted_elsewhere`: long enough not to hammer, short against a lease ttl.
+const HOSTED_ELSEWHERE_RETRY_MS: u64 = 1_000;
 use crate::engine::EngineError;
 
 /// The body of every error response.
@@ -87,6 +92,19 @@ impl ApiError {
         }
     }
 
+    /// The stream's actor runs on another node (`owner`, when known): a load balancer must
+    /// route a user's traffic to one node (sticky by user); if that node died, its lease
+    /// moves to a live node within the lease ttl, so a retry then succeeds here.
+    pub fn hosted_elsewhere(stream: &StreamId, owner: Option<String>) -> ApiError {
+        let at = owner.map_or_else(|| "another node".to_owned(), |o| format!("node {o}"));
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "hosted_elsewhere",
+            message: format!("{stream} is hosted by {at}; route this user's requests there, or retry"),
+            retry_after_ms: Some(HOSTED_ELSEWHERE_RETRY_MS),
+        }
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody { code: self.code.to_owned(), message: self.message.clone(), retry_after_ms: self.retry_after_ms }
     }
@@ -118,6 +136,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Rejected(reject) => reject.into(),
             EngineError::UnknownMarket(m) => ApiError::unknown_market(m.as_str()),
+            EngineError::Actor(ActorError::HostedElsewhere { stream, owner }) => {
+                ApiError::hosted_elsewhere(&stream, owner)
+            }
             EngineError::Actor(_) | EngineError::Mailbox(_) => {
                 tracing::warn!(error = %e, "engine unavailable for a request");
                 ApiError::unavailable("engine_unavailable", format!("{e}; retry"))

@@ -131,7 +131,11 @@ impl RunningServer {
             snapshot_every: config.engine.snapshot_every,
             relay_poll: config.engine.relay_poll(),
         };
-        let engine = Engine::start(engine_config, store.clone(), queue, clock);
+        let leases = config.lease_config()?;
+        if let Some(leases) = &leases {
+            tracing::info!(node = %leases.node, lease_ttl_ms = leases.ttl.as_millis() as u64, "hosting actors under leases");
+        }
+        let engine = Engine::start_leased(engine_config, store.clone(), queue, clock, leases);
         for market in config.markets.iter().filter(|m| m.settlement == SettlementMode::ConfirmBeforeCommit) {
             if let Ok(id) = crate::domain::MarketId::new(&market.id) {
                 engine.set_confirm_before_commit(id, true);
@@ -253,6 +257,7 @@ impl RunningServer {
         let _ = self.stop.send(true);
         self.handle.stop(true).await;
         self.state.engine.shutdown();
+        self.state.engine.release_leases().await;
         if let Some(chain) = &self.state.chain {
             chain.link.stop_devnet();
         }
@@ -330,6 +335,9 @@ async fn open_queue(
     sqs.endpoint = Some(config.store.sqs_endpoint.clone()).filter(|e| !e.is_empty());
     sqs.queue_names = SqsQueueNames::with_prefix(&config.store.sqs_queue_prefix);
     sqs.create_queues = config.store.sqs_create_queues;
+    sqs.max_receive_count = config.store.sqs_max_receive_count;
+    sqs.visibility_timeout = std::time::Duration::from_millis(config.store.sqs_visibility_timeout_ms);
+    sqs.wait_time = std::time::Duration::from_millis(config.store.sqs_wait_time_ms);
     Ok(AnyQueue::Sqs(SqsQueue::connect(sqs).await.map_err(|e| ServerError::Queue(e.to_string()))?))
 }
 

@@ -323,4 +323,16 @@ pub trait EventStore: Send + Sync {
 
     /// Gives the lease up; false if `owner` did not hold it.
     fn release_lease(&self, name: &str, owner: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Who holds lease `name` unexpired at `now`, to name the owner in a refusal. Advisory
+    /// only (it may change the moment it is read); `None` when free or when the adapter does
+    /// not say, which is why a default exists for test doubles.
+    fn lease_owner(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let _ = (name, now);
+        async { Ok(None) }
+    }
 }

@@ -59,6 +59,11 @@ struct Inner {
     queues: HashMap<&'static str, QueueUrls>,
     /// Receipts this node holds, by receipt handle, with their destination.
     held: Mutex<HashMap<String, &'static str>>,
+    /// Held by a heartbeat round and by a nack, so an extension read from the held set
+    /// before a nack can never land after it: it would hide the nacked message again while
+    /// SQS no longer counts it in flight, and a later message of its group would overtake it
+    /// (seen on moto with several nodes handing records back).
+    visibility: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,7 +114,13 @@ impl SqsQueue {
             };
             queues.insert(destination, urls);
         }
-        let inner = Arc::new(Inner { client, config, queues, held: Mutex::new(HashMap::new()) });
+        let inner = Arc::new(Inner {
+            client,
+            config,
+            queues,
+            held: Mutex::new(HashMap::new()),
+            visibility: tokio::sync::Mutex::new(()),
+        });
         let heartbeat = runtime.spawn(heartbeat(Arc::downgrade(&inner)));
         Ok(SqsQueue { inner, heartbeat })
     }
@@ -215,6 +226,7 @@ impl Inner {
     /// One `ChangeMessageVisibilityBatch` round over the held receipts; a receipt SQS
     /// refuses is forgotten (its message is visible again or gone).
     async fn extend_held(&self) {
+        let _visibility = self.visibility.lock().await;
         let by_destination: Vec<(&'static str, Vec<String>)> = {
             let held = self.held();
             self.queues
@@ -371,6 +383,7 @@ impl Queue for SqsQueue {
         let max = max.min(super::MAX_RECEIVE_BATCH);
         let mut out = Vec::new();
         let mut wait_secs = whole_seconds(wait.min(self.inner.config.wait_time));
+        let short_polling = wait_secs == 0;
         while out.len() < max {
             let ask = (max - out.len()).min(SQS_BATCH);
             let got = self
@@ -392,6 +405,10 @@ impl Queue for SqsQueue {
             }
             // Long-poll only for the first message; then take what is there.
             wait_secs = 0;
+        }
+        if short_polling && out.is_empty() {
+            // Configured not to long-poll: wait here instead, or an idle consumer would spin.
+            tokio::time::sleep(wait).await;
         }
         Ok(out)
     }
@@ -415,6 +432,7 @@ impl Queue for SqsQueue {
     }
 
     async fn nack(&self, destination: &str, receipt: &Receipt, retry_after: Duration) -> Result<(), QueueError> {
+        let _visibility = self.inner.visibility.lock().await;
         let urls = self.inner.held_receipt(destination, receipt)?;
         let result = self
             .inner

@@ -113,6 +113,10 @@ impl EventStore for AnyEventStore {
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         each!(self, AnyEventStore, s => s.release_lease(name, owner))
     }
+
+    async fn lease_owner(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        each!(self, AnyEventStore, s => s.lease_owner(name, now))
+    }
 }
 
 impl ViewStore for AnyViewStore {

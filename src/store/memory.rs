@@ -230,6 +230,11 @@ impl EventStore for MemoryEventStore {
             _ => Ok(false),
         }
     }
+
+    async fn lease_owner(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.leases.get(name).filter(|(_, until)| *until > now).map(|(holder, _)| holder.clone()))
+    }
 }
 
 #[cfg(test)]

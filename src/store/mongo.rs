@@ -505,18 +505,40 @@ impl EventStore for MongoEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut cursor = self
+        // One snapshot read: the relay numbers an append's records by their position among
+        // those it reads, so it must never see part of a committed append (a plain cursor
+        // may, batch by batch, while appends commit), or it would send the rest under dedup
+        // ids their siblings already used.
+        let mut session = mongo_tx::begin(&self.client).await.map_err(backend)?;
+        let found = self
             .outbox()
             .find(doc! { "published": false, "_id": { "$gt": to_i64_or_max(after) } })
             .sort(doc! { "_id": 1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .batch_size(READ_BATCH.min(u32::try_from(limit).unwrap_or(u32::MAX)))
-            .await
-            .map_err(backend)?;
+            .session(&mut session)
+            .await;
+        let mut cursor = match found {
+            Ok(cursor) => cursor,
+            Err(e) => {
+                mongo_tx::abort(session).await;
+                return Err(backend(e));
+            }
+        };
         let mut out = Vec::new();
-        while let Some(doc) = cursor.try_next().await.map_err(backend)? {
-            out.push(decode_outbox(&doc)?);
+        loop {
+            match cursor.next(&mut session).await {
+                Some(Ok(doc)) => out.push(decode_outbox(&doc)?),
+                Some(Err(e)) => {
+                    drop(cursor);
+                    mongo_tx::abort(session).await;
+                    return Err(backend(e));
+                }
+                None => break,
+            }
         }
+        drop(cursor);
+        mongo_tx::commit(&mut session).await.map_err(backend)?;
         Ok(out)
     }
 
@@ -602,5 +624,11 @@ impl EventStore for MongoEventStore {
             .await
             .map_err(backend)?;
         Ok(result.deleted_count == 1)
+    }
+
+    async fn lease_owner(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let filter = doc! { "_id": name, "expires_at_us": { "$gt": now.timestamp_micros() } };
+        let found = self.leases().find_one(filter).await.map_err(backend)?;
+        Ok(found.and_then(|lease| lease.get_str("owner").ok().map(str::to_owned)))
     }
 }

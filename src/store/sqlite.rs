@@ -837,4 +837,18 @@ impl EventStore for SqliteEventStore {
         })
         .await
     }
+
+    async fn lease_owner(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT owner FROM leases WHERE name = ?1 AND expires_at_us > ?2",
+                params![name, micros(now)],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
 }

@@ -94,3 +94,34 @@ pub fn moto() -> Spawned {
         ["-H", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned).to_vec()
     })
 }
+
+/// moto serving one request at a time, with one FIFO fix. moto's FIFO receive is not atomic
+/// (concurrent requests may hand one group to two consumers), and when several in-flight
+/// messages of a group time out together (a killed consumer) it can release a later one
+/// before an earlier one: it only notices a message timed out when its loop reaches it, after
+/// it has already skipped the earlier ones as "group in flight". SQS redelivers in order. Here
+/// requests are served one at a time and every timed-out message is released before a receive
+/// looks at the queue. Use it with short polling (a long poll would hold the only thread).
+pub fn moto_serial() -> Spawned {
+    let port = free_port();
+    let script = r#"
+import os, sys
+os.environ.setdefault("MOTO_PORT", sys.argv[1])
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.sqs.models import SQSBackend
+
+original = SQSBackend.receive_message
+
+def receive_message(self, queue_name, *args, **kwargs):
+    queue = self.get_queue(queue_name)
+    for message in [m for m in queue.pending_messages if m.visible]:
+        queue.pending_messages.remove(message)
+    return original(self, queue_name, *args, **kwargs)
+
+SQSBackend.receive_message = receive_message
+app = DomainDispatcherApplication(create_backend_app)
+run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, request_handler=MotoRequestHandler)
+"#;
+    spawn_listening(tool("python3"), port, |_| vec!["-c".to_owned(), script.to_owned(), port.to_string()])
+}
