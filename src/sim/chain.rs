@@ -43,6 +43,8 @@ const CHAIN_MARKET: u32 = 1;
 const CONFIRMATIONS: u64 = 3;
 const MAX_REORG: u64 = CONFIRMATIONS - 1;
 const BASE_GAS_PRICE: u128 = 1_000_000_000;
+/// What each trader deposits of each asset before the first step: some fifty orders' worth.
+const INITIAL_DEPOSIT: u128 = 1_000_000;
 
 /// How often a run settles on the simulated chain, and how rough the chain is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> ChainConfig {
-        ChainConfig { percent: 50, fault_percent: 25 }
+        ChainConfig { percent: 25, fault_percent: 25 }
     }
 }
 
@@ -156,9 +158,17 @@ impl ChainWorld {
         }
     }
 
-    /// The node's chain: mining is the run's doing (never automatic).
-    pub(super) async fn prepare(&self) {
+    /// The chain before the first step: every trader has deposited some of each asset, deep
+    /// enough for the watcher to credit at its first poll; from now on mining is the run's
+    /// doing (never automatic).
+    pub(super) async fn prepare(&self, traders: &[UserId]) {
         self.chain.set_automine(false).await;
+        for user in traders {
+            for token in self.tokens.values() {
+                self.chain.deposit(address(*user), *token, INITIAL_DEPOSIT);
+            }
+        }
+        self.chain.mine(CONFIRMATIONS).await;
     }
 
     fn settlement_config(&self) -> SettlementConfig {

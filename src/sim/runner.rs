@@ -280,7 +280,10 @@ fn decide(world: &mut World) -> Action {
                 0 if matches!(order_type, OrderType::Limit { .. }) => TimeInForce::Fok,
                 1 => TimeInForce::Ioc,
                 2 if matches!(order_type, OrderType::Limit { .. }) => {
-                    TimeInForce::Gtd(TimestampMs(now + world.rng.between(1, 200)))
+                    let expiry = now + world.rng.between(1, 200);
+                    // A signed order's expiry is in whole seconds (the contract's clock).
+                    let expiry = if world.chain.is_some() { expiry.div_ceil(1_000) * 1_000 } else { expiry };
+                    TimeInForce::Gtd(TimestampMs(expiry))
                 }
                 _ if matches!(order_type, OrderType::Market { .. }) => TimeInForce::Ioc,
                 _ => TimeInForce::Gtc,
@@ -422,7 +425,8 @@ async fn simulate(seed: u64, config: SimConfig) -> Result<SimReport, SimFailure>
         report: SimReport { seed, ..SimReport::default() },
     };
     if let Some(chain) = &world.chain {
-        chain.prepare().await;
+        let traders: Vec<UserId> = (0..world.config.users).map(user).collect();
+        chain.prepare(&traders).await;
         world.report.chain = true;
     }
     let mut node = world.boot().await.map_err(|e| fail(0, e))?;

@@ -79,16 +79,6 @@ pub(super) async fn check(world: &World) -> Result<(u64, u64), String> {
     let onchain = chain.user_vaults();
     for (&(user, asset), &expected) in &report.settled {
         let actual = onchain.get(&(user, asset)).copied().unwrap_or(0);
-        if std::env::var("SIMDEBUG").is_ok() && i128::try_from(actual).ok() != Some(expected) {
-            for e in
-                events.iter().filter(|e| e.stream == StreamId::user(user) || e.stream.as_str().starts_with("chain"))
-            {
-                eprintln!("{} v{} {} {}", e.stream, e.version, e.event_type, e.payload);
-            }
-            for (k, b) in chain.chain.vault_balances() {
-                eprintln!("vault {k:?} {b}");
-            }
-        }
         ensure!(
             i128::try_from(actual).ok() == Some(expected),
             "user:{user} {asset}: on-chain vault balance {actual}, off-chain settled balance {expected}"
