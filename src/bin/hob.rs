@@ -85,10 +85,10 @@ enum Command {
         /// Rounds of trader actions per seed.
         #[arg(long)]
         steps: Option<u32>,
-        /// Percent of seeds that settle on the simulated chain (default 25).
+        /// Percent of seeds that settle on the simulated chain (default 15).
         #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
         chain_percent: Option<u64>,
-        /// Percent of steps that start a chain fault, in the seeds that settle (default 25).
+        /// Percent of steps that start a chain fault, in the seeds that settle (default 30).
         #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
         chain_faults: Option<u64>,
     },

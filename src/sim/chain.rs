@@ -58,7 +58,7 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> ChainConfig {
-        ChainConfig { percent: 25, fault_percent: 25 }
+        ChainConfig { percent: 15, fault_percent: 30 }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The deterministic simulation (`hob::sim`) on every `make test`: a thousand seeds of random
 //! traders, crashes at random writes and an unreliable network against the real engine, a
-//! quarter of them settling on the simulated chain with seeded chain faults, each ending with
+//! share of them settling on the simulated chain with seeded chain faults, each ending with
 //! every invariant and replay equality checked; and the promise that makes a failure useful:
 //! one seed is one run, exactly.
 //!
@@ -11,7 +11,7 @@ use hob::sim::{run_seed, run_seeds, ChainConfig, SimConfig};
 /// Seeds per `make test`; `hob sim --seeds N` runs more.
 const SEEDS: u64 = 1_000;
 
-/// Every seed on the simulated chain, a quarter of the steps starting a chain fault.
+/// Every seed on the simulated chain, with the default share of steps starting a chain fault.
 fn on_chain() -> SimConfig {
     SimConfig { chain: ChainConfig { percent: 100, ..ChainConfig::default() }, ..SimConfig::default() }
 }
