@@ -85,7 +85,7 @@ enum Command {
         /// Rounds of trader actions per seed.
         #[arg(long)]
         steps: Option<u32>,
-        /// Percent of seeds that settle on the simulated chain (default 15).
+        /// Percent of seeds that settle on the simulated chain (default 10).
         #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
         chain_percent: Option<u64>,
         /// Percent of steps that start a chain fault, in the seeds that settle (default 30).

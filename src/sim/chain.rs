@@ -58,7 +58,7 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> ChainConfig {
-        ChainConfig { percent: 15, fault_percent: 30 }
+        ChainConfig { percent: 10, fault_percent: 30 }
     }
 }
 
