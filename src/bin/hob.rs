@@ -71,8 +71,9 @@ enum Command {
         #[arg(long)]
         compare: Option<PathBuf>,
     },
-    /// Run the deterministic simulation: seeded traders, crashes and an unreliable network
-    /// against the real engine, then every invariant (README.md, "Deterministic simulation").
+    /// Run the deterministic simulation: seeded traders, crashes, an unreliable network and,
+    /// in a share of the seeds, settlement on a faulty simulated chain, against the real engine,
+    /// then every invariant (README.md, "Deterministic simulation").
     Sim {
         /// Run this one seed (as a failure's message says).
         #[arg(long, conflicts_with = "seeds")]
