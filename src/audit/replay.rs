@@ -7,12 +7,14 @@
 //! which carry it so that user streams replay alone. The auditor therefore replays user
 //! streams first (`StreamKind::order`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::facts::{At, Facts, Fill, UserVoid};
 use super::report::{Check, Findings};
 use crate::actors::is_bookkeeping;
-use crate::domain::{Market, MarketEvent, MarketId, MarketSpec, OrderId, QtyLots, Side, UserEvent, UserId, UserState};
+use crate::domain::{
+    AssetId, Market, MarketEvent, MarketId, MarketSpec, OrderId, QtyLots, Side, UserEvent, UserId, UserState,
+};
 use crate::events::payload::decode_market_event_bytes;
 use crate::events::user_payload::decode_user_event_bytes;
 use crate::events::{SealedEvent, StreamId};
@@ -223,12 +225,15 @@ impl Replayer {
             Stopped
         };
         match event {
-            UserEvent::Deposited { asset, amount } => {
+            // Money in: the dev faucet's deposit, or one the chain watcher credited.
+            UserEvent::Deposited { asset, amount } | UserEvent::DepositCredited { asset, amount, .. } => {
                 Facts::add(&mut self.facts.deposits, *asset, amount.0).map_err(&mut overflow)?;
                 let per_user = self.facts.user_deposits.entry((state.user(), *asset)).or_default();
                 *per_user = per_user.saturating_add(amount.0);
             }
-            UserEvent::Withdrawn { asset, amount } => {
+            // Money out: off-chain only, or an on-chain withdrawal once the chain completed it
+            // (until then it is *withdrawing*, still held: see `finish_user`).
+            UserEvent::Withdrawn { asset, amount } | UserEvent::WithdrawalCompleted { asset, amount, .. } => {
                 Facts::add(&mut self.facts.withdrawals, *asset, amount.0).map_err(&mut overflow)?;
                 let per_user = self.facts.user_withdrawals.entry((state.user(), *asset)).or_default();
                 *per_user = per_user.saturating_add(amount.0);
@@ -295,8 +300,16 @@ impl Replayer {
 
     /// A user stream is done: its balances join the totals.
     pub fn finish_user(&mut self, stream: &str, state: &UserState, findings: &mut Findings) {
-        for (asset, balance) in state.account().balances() {
-            let total = balance.total().map(|t| t.0).ok_or_else(|| format!("{asset} balance overflows"));
+        let mut assets: BTreeSet<AssetId> = state.account().balances().map(|(asset, _)| asset).collect();
+        assets.extend(state.transfers().pending_withdrawals().map(|(_, p)| p.asset));
+        for asset in assets {
+            // A withdrawal in flight has left available but not the exchange: it is held.
+            let balance = state.account().balance(asset);
+            let withdrawing = state.transfers().withdrawing(asset);
+            let total = balance
+                .total()
+                .and_then(|t| t.0.checked_add(withdrawing.0))
+                .ok_or_else(|| format!("{asset} balance overflows"));
             if let Err(msg) = total.and_then(|t| Facts::add(&mut self.facts.balances, asset, t)) {
                 findings.violate(Check::Conservation, Some(stream), None, msg);
             }

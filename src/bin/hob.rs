@@ -71,8 +71,9 @@ enum Command {
         #[arg(long)]
         compare: Option<PathBuf>,
     },
-    /// Run the deterministic simulation: seeded traders, crashes and an unreliable network
-    /// against the real engine, then every invariant (README.md, "Deterministic simulation").
+    /// Run the deterministic simulation: seeded traders, crashes, an unreliable network and,
+    /// in a share of the seeds, settlement on a faulty simulated chain, against the real engine,
+    /// then every invariant (README.md, "Deterministic simulation").
     Sim {
         /// Run this one seed (as a failure's message says).
         #[arg(long, conflicts_with = "seeds")]
@@ -85,6 +86,12 @@ enum Command {
         /// Rounds of trader actions per seed.
         #[arg(long)]
         steps: Option<u32>,
+        /// Percent of seeds that settle on the simulated chain (default 10).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
+        chain_percent: Option<u64>,
+        /// Percent of steps that start a chain fault, in the seeds that settle (default 30).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
+        chain_faults: Option<u64>,
     },
     /// Verify every stream's hash chain, replay every actor and check every invariant (exit
     /// 0: all hold, 1: violations, 2: usage or I/O error). See README.md, "Auditing".
@@ -401,9 +408,11 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(replay_views(&store, out.as_deref(), compare.as_deref()))?;
         }
-        Command::Sim { seed, seeds, from, steps } => {
+        Command::Sim { seed, seeds, from, steps, chain_percent, chain_faults } => {
             let mut config = hob::sim::SimConfig::default();
             config.steps = steps.unwrap_or(config.steps);
+            config.chain.percent = chain_percent.unwrap_or(config.chain.percent);
+            config.chain.fault_percent = chain_faults.unwrap_or(config.chain.fault_percent);
             let (from, count) = seed.map_or((from, seeds), |s| (s, 1));
             let summary = hob::sim::run_seeds(from, count, &config, |report| {
                 if seed.is_some() {

@@ -10,7 +10,7 @@
 //! - `verdict`: what a contract refusal means for a batch.
 //! - `payload`: the operator events' wire form.
 //! - `chain`: the `Chain` port; `rpc` (alloy JSON-RPC) and `sim` (deterministic) adapters;
-//!   `conformance`, the suite both pass.
+//!   `conformance`, the suite both pass; `sim_vault`, the simulated exchange's money.
 //! - `tx`: the operator's key and its signed transactions.
 //! - `config`, `alert`: options and alerts.
 
@@ -25,6 +25,7 @@ pub mod policy;
 pub mod records;
 pub mod rpc;
 pub mod sim;
+mod sim_vault;
 pub mod state;
 pub mod trades;
 pub mod tx;

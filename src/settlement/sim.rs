@@ -8,6 +8,11 @@
 //!
 //! Tests steer it through `SimControl` (mining, drops, reorgs) and the fault switches
 //! (`refuse_signatures_of`, `invalidate_nonces`, `settle_elsewhere`, `fail_sends`).
+//!
+//! With markets registered (`register_market`) the exchange also keeps a vault
+//! (`sim_vault.rs`): deposits (`deposit`, mined into the next block, logged as `Deposited` for
+//! the chain watcher through `DepositLogs`), the balances a settled batch moves, and
+//! withdrawals. Without, batches move no money, as the older scenario tests expect.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -20,14 +25,21 @@ use alloy::sol_types::{SolCall, SolInterface};
 use super::chain::{AlreadySubmitted, CallRequest, Chain, ChainError, NonceCounts, Sent, TxHash, TxReceipt};
 use super::conformance::ChainControl;
 use super::nonce::bumped;
+pub use super::sim_vault::Grid;
+use super::sim_vault::Vault;
 use crate::chain::batch::{ACCOUNT_BYTES, MARKET_BYTES, ORDER_BYTES, TRADE_BYTES};
 use crate::chain::contract::{HobExchange, HobExchangeErrors};
+use crate::chain::deposit_logs::DepositLogs;
+use crate::chain::deposits::DepositLog;
+use crate::domain::{DepositId, UserId};
 
 /// Gas a simulated `settleBatch` uses: a fixed part and a part per order and per trade, near
 /// what the contract uses on anvil.
 const SETTLE_BASE_GAS: u64 = 60_000;
 const SETTLE_ORDER_GAS: u64 = 12_000;
 const SETTLE_TRADE_GAS: u64 = 8_000;
+/// Gas a simulated `withdraw` uses.
+const WITHDRAW_GAS: u64 = 60_000;
 
 #[derive(Clone, Debug)]
 struct PoolTx {
@@ -52,11 +64,23 @@ struct Exchange {
     next_batch_index: u64,
     paused: bool,
     min_nonce: HashMap<Address, u64>,
+    vault: Vault,
+}
+
+/// A deposit sent and not yet mined.
+#[derive(Clone, Copy, Debug)]
+struct PendingDeposit {
+    tx: TxHash,
+    user: Address,
+    token: Address,
+    amount: u128,
 }
 
 #[derive(Clone, Debug)]
 struct Block {
     txs: Vec<Mined>,
+    /// The `Deposited` logs of the block.
+    deposits: Vec<DepositLog>,
     /// Account nonces and the exchange after this block, so a reorg can go back to them.
     nonces: HashMap<Address, u64>,
     exchange: Exchange,
@@ -78,6 +102,12 @@ struct State {
     refused_signers: BTreeSet<Address>,
     fail_sends: u32,
     sends: u64,
+    /// Registered markets: with none, batches move no money.
+    markets: BTreeMap<u32, Grid>,
+    fee_collector: Address,
+    deposits: Vec<PendingDeposit>,
+    /// Deposits sent since start, for their transaction hashes.
+    deposits_sent: u64,
 }
 
 /// The simulated node. `Chain` for the operator, `ChainControl` for the test.
@@ -89,7 +119,8 @@ pub struct SimChain {
 impl SimChain {
     /// A chain with `exchange` deployed and `operators` allowed to settle, automining.
     pub fn new(chain_id: u64, exchange: Address, operators: impl IntoIterator<Item = Address>) -> SimChain {
-        let genesis = Block { txs: Vec::new(), nonces: HashMap::new(), exchange: Exchange::default() };
+        let genesis =
+            Block { txs: Vec::new(), deposits: Vec::new(), nonces: HashMap::new(), exchange: Exchange::default() };
         SimChain {
             state: Mutex::new(State {
                 chain_id,
@@ -104,6 +135,10 @@ impl SimChain {
                 refused_signers: BTreeSet::new(),
                 fail_sends: 0,
                 sends: 0,
+                markets: BTreeMap::new(),
+                fee_collector: Address::ZERO,
+                deposits: Vec::new(),
+                deposits_sent: 0,
             }),
         }
     }
@@ -118,9 +153,71 @@ impl SimChain {
         self.lock().refused_signers.insert(trader);
     }
 
-    /// `trader` invalidates its orders below `nonce`, as `invalidateNoncesBelow` does.
+    /// Signatures of `trader` are accepted again.
+    pub fn accept_signatures_of(&self, trader: Address) {
+        self.lock().refused_signers.remove(&trader);
+    }
+
+    /// Registers a market's grid (`registerMarket`): from the first one on, the exchange
+    /// keeps a vault.
+    pub fn register_market(&self, id: u32, grid: Grid) {
+        self.lock().markets.insert(id, grid);
+    }
+
+    /// Where settled fees go (`setFeeCollector`).
+    pub fn set_fee_collector(&self, collector: Address) {
+        self.lock().fee_collector = collector;
+    }
+
+    /// `user` deposits `amount` of `token`: mined into the next block (with automine, at
+    /// once), unless the exchange is paused then. Returns the deposit's transaction hash.
+    pub fn deposit(&self, user: Address, token: Address, amount: u128) -> TxHash {
+        let mut s = self.lock();
+        s.deposits_sent += 1;
+        let tx = alloy::primitives::keccak256([&b"sim-deposit"[..], &s.deposits_sent.to_be_bytes()].concat());
+        s.deposits.push(PendingDeposit { tx, user, token, amount });
+        if s.automine {
+            s.mine_block();
+        }
+        tx
+    }
+
+    /// `balances(user, token)` on the exchange.
+    pub fn vault_balance(&self, user: Address, token: Address) -> u128 {
+        self.lock().exchange.vault.balance(user, token)
+    }
+
+    /// Every non-zero vault balance: (user, token) -> amount.
+    pub fn vault_balances(&self) -> BTreeMap<(Address, Address), u128> {
+        self.lock().exchange.vault.balances()
+    }
+
+    /// The hashes of the mempool's transactions, by (sender, nonce).
+    pub fn pooled_hashes(&self) -> Vec<TxHash> {
+        self.lock().pool.values().map(|tx| tx.hash).collect()
+    }
+
+    /// The block of the latest mined deposit, if any.
+    pub fn last_deposit_block(&self) -> Option<u64> {
+        let s = self.lock();
+        s.blocks.iter().rev().find_map(|b| b.deposits.last().map(|d| d.block))
+    }
+
+    /// Deposits sent and not yet mined.
+    pub fn deposits_pending(&self) -> usize {
+        self.lock().deposits.len()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.lock().exchange.paused
+    }
+
+    /// `trader` invalidates its orders below `nonce`, as `invalidateNoncesBelow` does (a
+    /// floor never goes down: the contract refuses that).
     pub fn invalidate_nonces(&self, trader: Address, nonce: u64) {
-        self.lock().exchange.min_nonce.insert(trader, nonce);
+        let mut s = self.lock();
+        let floor = s.exchange.min_nonce.entry(trader).or_default();
+        *floor = (*floor).max(nonce);
     }
 
     /// Another operator settled a batch: the next index moves on under this operator.
@@ -225,6 +322,22 @@ impl State {
     /// Mines one block with every executable pooled transaction, senders in address order,
     /// each sender's in nonce order.
     fn mine_block(&mut self) {
+        let number = self.blocks.len() as u64;
+        let mut deposits = Vec::new();
+        for d in std::mem::take(&mut self.deposits) {
+            // A pause stops deposits: the transaction reverts and logs nothing.
+            if self.exchange.paused {
+                continue;
+            }
+            self.exchange.vault.credit(d.user, d.token, d.amount);
+            deposits.push(DepositLog {
+                block: number,
+                deposit: DepositId { tx: d.tx.0, log_index: deposits.len() as u64 },
+                user: UserId(d.user.0 .0),
+                token: d.token,
+                amount: U256::from(d.amount),
+            });
+        }
         let mut txs = Vec::new();
         let senders: BTreeSet<Address> = self.pool.keys().map(|(a, _)| *a).collect();
         for sender in senders {
@@ -239,11 +352,17 @@ impl State {
                 txs.push(Mined { tx, success, gas_used });
             }
         }
-        self.blocks.push(Block { txs, nonces: self.nonces.clone(), exchange: self.exchange.clone() });
+        self.blocks.push(Block { txs, deposits, nonces: self.nonces.clone(), exchange: self.exchange.clone() });
     }
 
     /// Runs a call; with `commit` its effects stay. Returns the gas used or the revert.
     fn execute(&mut self, tx: &PoolTx, commit: bool) -> Result<u64, HobExchangeErrors> {
+        if tx.to == Some(self.exchange_address)
+            && !self.markets.is_empty()
+            && tx.input.starts_with(&HobExchange::withdrawCall::SELECTOR)
+        {
+            return self.withdraw(tx, commit);
+        }
         if tx.to != Some(self.exchange_address) || !tx.input.starts_with(&HobExchange::settleBatchCall::SELECTOR) {
             return Ok(gas_of(tx));
         }
@@ -274,10 +393,39 @@ impl State {
                 }));
             }
         }
+        if !self.markets.is_empty() {
+            let mut vault = self.exchange.vault.clone();
+            vault.settle(&call.data, &self.markets, self.fee_collector)?;
+            if commit {
+                self.exchange.vault = vault;
+            }
+        }
         if commit {
             self.exchange.next_batch_index += 1;
         }
         Ok(gas_of(tx))
+    }
+
+    /// `withdraw(user, token, amount, nonce, expiry, signature)`: the signature is refused
+    /// only for a trader the test named (`refuse_signatures_of`); expiry is not checked.
+    fn withdraw(&mut self, tx: &PoolTx, commit: bool) -> Result<u64, HobExchangeErrors> {
+        let call = HobExchange::withdrawCall::abi_decode(&tx.input)
+            .map_err(|_| HobExchangeErrors::MalformedBatch(HobExchange::MalformedBatch {}))?;
+        if !self.operators.contains(&tx.sender) {
+            return Err(HobExchangeErrors::NotOperator(HobExchange::NotOperator {}));
+        }
+        if self.exchange.paused {
+            return Err(HobExchangeErrors::IsPaused(HobExchange::IsPaused {}));
+        }
+        if self.refused_signers.contains(&call.user) {
+            return Err(HobExchangeErrors::BadWithdrawalSignature(HobExchange::BadWithdrawalSignature {}));
+        }
+        let mut vault = self.exchange.vault.clone();
+        vault.withdraw(&call)?;
+        if commit {
+            self.exchange.vault = vault;
+        }
+        Ok(WITHDRAW_GAS)
     }
 
     fn simulate(&mut self, call: &CallRequest) -> Result<u64, ChainError> {
@@ -415,8 +563,24 @@ impl ChainControl for SimChain {
         s.nonces = nonces;
         s.exchange = exchange;
         for _ in 0..depth {
-            let block = Block { txs: Vec::new(), nonces: s.nonces.clone(), exchange: s.exchange.clone() };
+            let block =
+                Block { txs: Vec::new(), deposits: Vec::new(), nonces: s.nonces.clone(), exchange: s.exchange.clone() };
             s.blocks.push(block);
         }
+    }
+}
+
+impl DepositLogs for SimChain {
+    async fn head(&self) -> Result<u64, ChainError> {
+        Ok(self.lock().blocks.len() as u64 - 1)
+    }
+
+    async fn deposits(&self, exchange: Address, from: u64, to: u64) -> Result<Vec<DepositLog>, ChainError> {
+        let s = self.lock();
+        if exchange != s.exchange_address {
+            return Ok(Vec::new());
+        }
+        let blocks = s.blocks.iter().skip(from as usize).take(to.saturating_sub(from).saturating_add(1) as usize);
+        Ok(blocks.flat_map(|b| b.deposits.iter().cloned()).collect())
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::user::UserEvent;
 use crate::domain::{AssetId, MarketEvent, OrderId, UserId};
 use crate::events::user_payload::decode_user_event;
 use crate::events::{canonical_json, decode_market_event, EventEnvelope, StreamId};
-use crate::queue::{Queue, MARKET_QUEUE, USER_QUEUE};
+use crate::queue::{Queue, MARKET_QUEUE, SETTLEMENT_QUEUE, USER_QUEUE};
 use crate::store::MemoryEventStore;
 
 /// What the traders were told.
@@ -23,11 +23,13 @@ pub struct Ledger {
 
 /// A broken invariant, with the one command that replays the run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("seed {seed} failed after step {step}: {message}\nreplay it with: hob sim --seed {seed}")]
+#[error("seed {seed} failed after step {step}: {message}\nreplay it with: hob sim --seed {seed}{flags}")]
 pub struct SimFailure {
     pub seed: u64,
     pub step: u32,
     pub message: String,
+    /// The `hob sim` flags of the run's configuration (`SimConfig::flags`).
+    pub flags: String,
 }
 
 macro_rules! ensure {
@@ -77,7 +79,7 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
     let mut terminal: HashMap<OrderId, usize> = HashMap::new();
     let mut trade_ids = HashSet::new();
     let mut trade_sides: HashSet<(UserId, OrderId, u64)> = HashSet::new();
-    let mut fees: u128 = 0;
+    let mut trades = Vec::new();
     for event in market_events(&events, &market_stream)? {
         match event {
             MarketEvent::Accepted(o) => *accepted.entry(o.id).or_default() += 1,
@@ -91,7 +93,7 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
                 ensure!(trade_ids.insert(t.id), "trade {:?} stored twice", t.id);
                 trade_sides.insert((t.maker_user, t.maker_order, t.id.0));
                 trade_sides.insert((t.taker_user, t.taker_order, t.id.0));
-                fees += t.maker_fee.0 + t.taker_fee.0;
+                trades.push(t);
             }
             _ => {}
         }
@@ -107,6 +109,7 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
     // Users: each order placed once, each trade side applied once, and the applied fills are
     // exactly the market's trades; funds in equal funds held plus fees.
     let mut fills: HashSet<(UserId, OrderId, u64)> = HashSet::new();
+    let mut voided: HashSet<(UserId, OrderId, u64)> = HashSet::new();
     let mut flows: BTreeMap<AssetId, i128> = BTreeMap::new();
     let mut held: BTreeMap<AssetId, u128> = BTreeMap::new();
     let mut open_total = 0;
@@ -121,8 +124,15 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
                 UserEvent::FillApplied { order, trade, .. } => {
                     ensure!(fills.insert((u, order, trade.id.0)), "fill of trade {:?} applied twice", trade.id)
                 }
-                UserEvent::Deposited { asset, amount } => *flows.entry(asset).or_default() += amount.0 as i128,
-                UserEvent::Withdrawn { asset, amount } => *flows.entry(asset).or_default() -= amount.0 as i128,
+                UserEvent::Deposited { asset, amount } | UserEvent::DepositCredited { asset, amount, .. } => {
+                    *flows.entry(asset).or_default() += amount.0 as i128
+                }
+                UserEvent::Withdrawn { asset, amount } | UserEvent::WithdrawalCompleted { asset, amount, .. } => {
+                    *flows.entry(asset).or_default() -= amount.0 as i128
+                }
+                UserEvent::TradeVoided { order, trade, .. } => {
+                    ensure!(voided.insert((u, order, trade.0)), "void of trade {trade:?} applied twice")
+                }
                 _ => {}
             }
         }
@@ -142,6 +152,17 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
         unapplied.is_empty() && invented.is_empty(),
         "the users' fills differ from the market's trades: trade sides never applied {unapplied:?}, fills with no trade {invented:?}"
     );
+    // A voided side's fee was given back.
+    let mut fees: u128 = 0;
+    for t in &trades {
+        for (user, order, fee) in
+            [(t.maker_user, t.maker_order, t.maker_fee), (t.taker_user, t.taker_order, t.taker_fee)]
+        {
+            if !voided.contains(&(user, order, t.id.0)) {
+                fees += fee.0;
+            }
+        }
+    }
     *held.entry(world.spec.quote).or_default() += fees;
     for (asset, flow) in &flows {
         let holding = held.get(asset).copied().unwrap_or(0) as i128;
@@ -170,7 +191,9 @@ pub(super) async fn check_all(world: &mut World, node: &Node) -> Result<(), Stri
     }
 
     // Nothing left behind.
-    for d in [MARKET_QUEUE, USER_QUEUE] {
+    let queues: &[&str] =
+        if world.chain.is_some() { &[MARKET_QUEUE, USER_QUEUE, SETTLEMENT_QUEUE] } else { &[MARKET_QUEUE, USER_QUEUE] };
+    for d in queues {
         let dead = node.queue.dead_letters(d).await.map_err(|e| e.to_string())?;
         ensure!(dead.is_empty(), "{} dead letters in {d}", dead.len());
     }

@@ -12,14 +12,20 @@
 //! agreement with the users, no dead letters), and a fresh process replaying the same disk
 //! must hold exactly the live state.
 //!
-//! Not simulated yet: the chain (settlement runs against `settlement::sim` in its own tests).
+//! In a share of the seeds (`ChainConfig`) the settlement operator and the chain watcher run
+//! too, on the simulated chain (`settlement::sim`) with seeded faults (`chain.rs`), and once
+//! settlement has quiesced the auditor's checks and on-chain = off-chain are checked
+//! (`settlement_checks.rs`).
 
+mod chain;
 mod checks;
 mod queue;
 mod rng;
 mod runner;
+mod settlement_checks;
 mod store;
 
+pub use chain::ChainConfig;
 pub use checks::{Ledger, SimFailure};
 pub use queue::{Chaos, ChaosQueue};
 pub use rng::Rng;
@@ -44,6 +50,10 @@ pub fn run_seeds(
         summary.crashes += report.crashes;
         summary.trades += report.trades;
         summary.events += report.events;
+        summary.chain_seeds += u64::from(report.chain);
+        summary.chain_faults += report.chain_faults;
+        summary.settled_trades += report.settled_trades;
+        summary.voided_trades += report.voided_trades;
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -57,6 +67,12 @@ pub struct SimSummary {
     pub crashes: u64,
     pub trades: u64,
     pub events: u64,
+    /// Seeds that settled on the simulated chain, their chain faults, and their trades
+    /// settled and voided.
+    pub chain_seeds: u64,
+    pub chain_faults: u64,
+    pub settled_trades: u64,
+    pub voided_trades: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -66,12 +82,16 @@ impl std::fmt::Display for SimSummary {
         let per_minute = if minutes > 0.0 { self.seeds as f64 / minutes } else { 0.0 };
         write!(
             f,
-            "{} seeds passed: {} actions, {} crashes, {} trades, {} events in {:.1} s ({per_minute:.0} seeds/min)",
+            "{} seeds passed: {} actions, {} crashes, {} trades, {} events; {} seeds on the chain: {} faults, {} trades settled, {} voided; in {:.1} s ({per_minute:.0} seeds/min)",
             self.seeds,
             self.actions,
             self.crashes,
             self.trades,
             self.events,
+            self.chain_seeds,
+            self.chain_faults,
+            self.settled_trades,
+            self.voided_trades,
             self.elapsed.as_secs_f64()
         )
     }

@@ -8,18 +8,20 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
+use super::chain::{self as sim_chain, ChainConfig, ChainNode, ChainWorld};
 use super::checks::{self, Ledger, SimFailure};
 use super::queue::{Chaos, ChaosQueue};
 use super::rng::Rng;
+use super::settlement_checks;
 use super::store::{CrashPoint, CrashingStore};
 use crate::domain::{
     Amount, AssetId, Bps, MarketId, MarketSpec, OrderId, OrderType, PriceTicks, QtyLots, Side, StpMode, TimeInForce,
-    TimestampMs, UserId,
+    TimestampMs, UserId, WithdrawalAuth,
 };
 use crate::engine::{Engine, EngineConfig, EngineError, PlaceOrder};
 use crate::events::{EventStore, ManualClock};
 use crate::queue::inprocess::{DestinationConfig, InProcessQueue};
-use crate::queue::{MARKET_QUEUE, USER_QUEUE};
+use crate::queue::{MARKET_QUEUE, SETTLEMENT_QUEUE, USER_QUEUE};
 use crate::store::MemoryEventStore;
 
 /// What one run does; the seed decides everything else.
@@ -33,6 +35,27 @@ pub struct SimConfig {
     pub chaos: Chaos,
     /// The engine's snapshot interval (small, so snapshots and their crashes happen).
     pub snapshot_every: u64,
+    /// Settlement on the simulated chain: in how many seeds, with how many faults.
+    pub chain: ChainConfig,
+}
+
+impl SimConfig {
+    /// The `hob sim` flags that make a run of this configuration (empty for the default),
+    /// so a failure's replay command is exact.
+    pub fn flags(&self) -> String {
+        let default = SimConfig::default();
+        let mut flags = String::new();
+        if self.steps != default.steps {
+            flags.push_str(&format!(" --steps {}", self.steps));
+        }
+        if self.chain.percent != default.chain.percent {
+            flags.push_str(&format!(" --chain-percent {}", self.chain.percent));
+        }
+        if self.chain.fault_percent != default.chain.fault_percent {
+            flags.push_str(&format!(" --chain-faults {}", self.chain.fault_percent));
+        }
+        flags
+    }
 }
 
 impl Default for SimConfig {
@@ -43,6 +66,7 @@ impl Default for SimConfig {
             crash_percent: 8,
             chaos: Chaos { delay_percent: 10, duplicate_percent: 10, max_delay: Duration::from_millis(30) },
             snapshot_every: 16,
+            chain: ChainConfig::default(),
         }
     }
 }
@@ -56,6 +80,13 @@ pub struct SimReport {
     pub crashes: u64,
     pub trades: u64,
     pub events: u64,
+    /// Whether the run settled on the simulated chain.
+    pub chain: bool,
+    /// Chain faults started.
+    pub chain_faults: u64,
+    /// Trades settled in a confirmed batch, and trades voided.
+    pub settled_trades: u64,
+    pub voided_trades: u64,
     /// SHA-256 over every stored event's stream, version, type and payload: two runs of one
     /// seed must agree on it.
     pub digest: [u8; 32],
@@ -82,8 +113,9 @@ pub(super) fn market_spec() -> Option<MarketSpec> {
     })
 }
 
+/// Trader `n`: its id is its key's address, so its orders and withdrawals can be signed.
 pub(super) fn user(n: u8) -> UserId {
-    UserId([n + 1; 20])
+    UserId(sim_chain::trader_key(n).address().0 .0)
 }
 
 fn epoch() -> DateTime<Utc> {
@@ -95,6 +127,7 @@ pub(super) struct Node {
     pub engine: SimEngine,
     pub store: Arc<CrashingStore>,
     pub queue: Arc<ChaosQueue>,
+    pub chain: Option<ChainNode>,
 }
 
 pub(super) struct World {
@@ -107,10 +140,12 @@ pub(super) struct World {
     /// Next nonce per user.
     pub nonces: Vec<u64>,
     pub report: SimReport,
+    /// The simulated chain, in the seeds that settle.
+    pub chain: Option<ChainWorld>,
 }
 
 impl World {
-    fn boot(&mut self) -> Node {
+    async fn boot(&mut self) -> Result<Node, String> {
         let store = Arc::new(CrashingStore::new(self.disk.clone()));
         // Redelivery is part of the chaos, so no message may die of it.
         let queue_config = DestinationConfig { max_receives: 10_000, ..DestinationConfig::default() };
@@ -118,17 +153,21 @@ impl World {
         let queue = Arc::new(ChaosQueue::new(inner, self.config.chaos, self.rng.fork()));
         let config = EngineConfig {
             markets: vec![self.spec.clone()],
-            settlement_group: "operator:sim".into(),
+            settlement_group: sim_chain::settlement_group(),
             snapshot_every: self.config.snapshot_every,
             relay_poll: Duration::from_millis(20),
         };
         let engine = Engine::start(config, store.clone(), queue.clone(), self.clock.clone());
-        Node { engine, store, queue }
+        let chain = match &self.chain {
+            Some(chain) => Some(chain.start(&engine).await?),
+            None => None,
+        };
+        Ok(Node { engine, store, queue, chain })
     }
 
     /// The process dies: nothing more is written, every in-memory part is dropped, and a new
     /// process starts on the same disk a simulated second later.
-    async fn restart(&mut self, node: Node) -> Node {
+    async fn restart(&mut self, node: Node) -> Result<Node, String> {
         node.store.kill();
         node.engine.shutdown();
         drop(node);
@@ -136,7 +175,7 @@ impl World {
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.clock.advance(TimeDelta::seconds(1));
         self.report.crashes += 1;
-        self.boot()
+        self.boot().await
     }
 
     fn now_ms(&self) -> u64 {
@@ -148,12 +187,47 @@ impl World {
 /// One trader action, decided before it runs (so concurrent actions are decided in order).
 #[derive(Clone, Debug)]
 enum Action {
-    Deposit { user: UserId, asset: AssetId, amount: Amount },
-    Withdraw { user: UserId, asset: AssetId, amount: Amount },
-    Place { user: UserId, order: PlaceOrder },
-    Cancel { user: UserId, order: OrderId },
-    Amend { user: UserId, order: OrderId, price: PriceTicks, qty: QtyLots },
-    CancelAll { user: UserId },
+    Deposit {
+        user: UserId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    Withdraw {
+        user: UserId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// On-chain: credited by the chain watcher once deep enough.
+    ChainDeposit {
+        user: UserId,
+        asset: AssetId,
+        amount: Amount,
+    },
+    /// Signed, executed on-chain by the settlement operator.
+    RequestWithdrawal {
+        user: UserId,
+        nonce: u64,
+        asset: AssetId,
+        amount: Amount,
+        auth: WithdrawalAuth,
+    },
+    Place {
+        user: UserId,
+        order: PlaceOrder,
+    },
+    Cancel {
+        user: UserId,
+        order: OrderId,
+    },
+    Amend {
+        user: UserId,
+        order: OrderId,
+        price: PriceTicks,
+        qty: QtyLots,
+    },
+    CancelAll {
+        user: UserId,
+    },
     Halt(bool),
 }
 
@@ -176,11 +250,22 @@ fn decide(world: &mut World) -> Action {
     match roll {
         0..=14 => {
             let asset = if world.rng.chance(50) { spec.base } else { spec.quote };
-            Action::Deposit { user: who, asset, amount: Amount(u128::from(world.rng.between(1, 200)) * 10_000) }
+            let amount = Amount(u128::from(world.rng.between(1, 200)) * 10_000);
+            match world.chain {
+                Some(_) => Action::ChainDeposit { user: who, asset, amount },
+                None => Action::Deposit { user: who, asset, amount },
+            }
         }
         15..=19 => {
             let asset = if world.rng.chance(50) { spec.base } else { spec.quote };
-            Action::Withdraw { user: who, asset, amount: Amount(u128::from(world.rng.between(1, 100)) * 1_000) }
+            let amount = Amount(u128::from(world.rng.between(1, 100)) * 1_000);
+            match &mut world.chain {
+                Some(chain) => match chain.withdrawal(n, who, asset, amount.0) {
+                    Some((nonce, auth)) => Action::RequestWithdrawal { user: who, nonce, asset, amount, auth },
+                    None => Action::CancelAll { user: who },
+                },
+                None => Action::Withdraw { user: who, asset, amount },
+            }
         }
         20..=69 => {
             let side = if world.rng.chance(50) { Side::Buy } else { Side::Sell };
@@ -195,7 +280,10 @@ fn decide(world: &mut World) -> Action {
                 0 if matches!(order_type, OrderType::Limit { .. }) => TimeInForce::Fok,
                 1 => TimeInForce::Ioc,
                 2 if matches!(order_type, OrderType::Limit { .. }) => {
-                    TimeInForce::Gtd(TimestampMs(now + world.rng.between(1, 200)))
+                    let expiry = now + world.rng.between(1, 200);
+                    // A signed order's expiry is in whole seconds (the contract's clock).
+                    let expiry = if world.chain.is_some() { expiry.div_ceil(1_000) * 1_000 } else { expiry };
+                    TimeInForce::Gtd(TimestampMs(expiry))
                 }
                 _ if matches!(order_type, OrderType::Market { .. }) => TimeInForce::Ioc,
                 _ => TimeInForce::Gtc,
@@ -213,23 +301,30 @@ fn decide(world: &mut World) -> Action {
                 1 => StpMode::ExpireTaker,
                 _ => StpMode::ExpireBoth,
             };
-            Action::Place {
-                user: who,
-                order: PlaceOrder {
-                    market: spec.id,
-                    side,
-                    order_type,
-                    qty: QtyLots(world.rng.between(1, 20)),
-                    tif,
-                    post_only: world.rng.chance(10),
-                    stp,
-                    client_order_id: None,
-                    nonce: nonce_used,
-                    auth: None,
-                },
+            let mut order = PlaceOrder {
+                market: spec.id,
+                side,
+                order_type,
+                qty: QtyLots(world.rng.between(1, 20)),
+                tif,
+                post_only: world.rng.chance(10),
+                stp,
+                client_order_id: None,
+                nonce: nonce_used,
+                auth: None,
+            };
+            // Settled trades need both users' signed orders.
+            if let Some(chain) = &world.chain {
+                order.auth = chain.sign(n, who, &spec, &order);
             }
+            Action::Place { user: who, order }
         }
         70..=84 => match known(world) {
+            Some((owner, order)) => Action::Cancel { user: owner, order },
+            None => Action::CancelAll { user: who },
+        },
+        // A signed order is never amended (its signature is for its terms): cancel instead.
+        85..=94 if world.chain.is_some() => match known(world) {
             Some((owner, order)) => Action::Cancel { user: owner, order },
             None => Action::CancelAll { user: who },
         },
@@ -253,8 +348,22 @@ enum Outcome {
     Other,
 }
 
-async fn run(engine: &SimEngine, market: MarketId, action: Action) -> Result<Outcome, EngineError> {
+async fn run(
+    engine: &SimEngine,
+    chain: Option<&ChainWorld>,
+    market: MarketId,
+    action: Action,
+) -> Result<Outcome, EngineError> {
     match action {
+        Action::ChainDeposit { user, asset, amount } => {
+            if let Some(chain) = chain {
+                chain.deposit(user, asset, amount.0);
+            }
+            Ok(Outcome::Other)
+        }
+        Action::RequestWithdrawal { user, nonce, asset, amount, auth } => {
+            engine.request_withdrawal(user, nonce, asset, amount, auth).await.map(|_| Outcome::Other)
+        }
         Action::Deposit { user, asset, amount } => engine.deposit(user, asset, amount).await.map(|_| Outcome::Other),
         Action::Withdraw { user, asset, amount } => engine.withdraw(user, asset, amount).await.map(|_| Outcome::Other),
         Action::Place { user, order } => engine.place(user, order).await.map(|id| Outcome::Placed(user, id)),
@@ -269,37 +378,60 @@ async fn run(engine: &SimEngine, market: MarketId, action: Action) -> Result<Out
 
 /// Lets the pipeline run until every outbox record is published and the queues are empty,
 /// moving the simulated clock so delayed messages come back. Fails after `limit` rounds.
+/// With a chain, each round mines a block, and settlement must be idle too.
 pub(super) async fn quiesce(world: &World, node: &Node, limit: u32) -> Result<(), String> {
     let mut calm = 0;
+    let mut busy_chain = None;
     for _ in 0..limit {
         let unpublished = node.store.disk().fetch_unpublished(1).await.map_err(|e| e.to_string())?.len();
-        let busy: usize = [MARKET_QUEUE, USER_QUEUE].iter().map(|d| node.queue.inner().depth(d)).sum();
-        calm = if unpublished == 0 && busy == 0 { calm + 1 } else { 0 };
+        let mut busy: usize = [MARKET_QUEUE, USER_QUEUE].iter().map(|d| node.queue.inner().depth(d)).sum();
+        if let (Some(chain), Some(chain_node)) = (&world.chain, &node.chain) {
+            busy += node.queue.inner().depth(SETTLEMENT_QUEUE);
+            busy_chain = chain.settle_round(chain_node).await;
+        }
+        calm = if unpublished == 0 && busy == 0 && busy_chain.is_none() { calm + 1 } else { 0 };
         if calm >= 3 {
             return Ok(());
         }
         world.clock.advance(TimeDelta::milliseconds(10));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Err(format!("the pipeline did not settle within {limit} rounds"))
+    let unpublished = node.store.disk().fetch_unpublished(8).await.map_err(|e| e.to_string())?;
+    let depths: Vec<(&str, usize)> =
+        [MARKET_QUEUE, USER_QUEUE, SETTLEMENT_QUEUE].iter().map(|d| (*d, node.queue.inner().depth(d))).collect();
+    Err(format!(
+        "the pipeline did not settle within {limit} rounds: queue depths {depths:?}, {} unpublished outbox records ({:?}), settlement: {}",
+        unpublished.len(),
+        unpublished.iter().map(|r| &r.record.destination).collect::<Vec<_>>(),
+        busy_chain.as_deref().unwrap_or("idle")
+    ))
 }
 
 async fn simulate(seed: u64, config: SimConfig) -> Result<SimReport, SimFailure> {
-    let fail = |step: u32, message: String| SimFailure { seed, step, message };
+    let flags = config.flags();
+    let fail = |step: u32, message: String| SimFailure { seed, step, message, flags: flags.clone() };
     let Some(spec) = market_spec() else { return Err(fail(0, "the simulated market's spec is invalid".into())) };
+    let mut rng = Rng::new(seed);
+    let chain = rng.chance(config.chain.percent).then(|| ChainWorld::new(&spec, config.users));
     let mut world = World {
         nonces: vec![0; usize::from(config.users)],
+        chain,
         config,
         spec,
         disk: Arc::new(MemoryEventStore::new()),
         clock: Arc::new(ManualClock::new(epoch())),
-        rng: Rng::new(seed),
+        rng,
         ledger: Ledger::default(),
         report: SimReport { seed, ..SimReport::default() },
     };
-    let mut node = world.boot();
+    if let Some(chain) = &world.chain {
+        let traders: Vec<UserId> = (0..world.config.users).map(user).collect();
+        chain.prepare(&traders).await;
+        world.report.chain = true;
+    }
+    let mut node = world.boot().await.map_err(|e| fail(0, e))?;
     let market = world.spec.id;
-    for _ in 0..world.config.steps {
+    for step in 0..world.config.steps {
         if world.rng.chance(world.config.crash_percent) {
             let point = match world.rng.below(5) {
                 0 | 1 => CrashPoint::BeforeAppend(world.rng.below(4) as u32),
@@ -311,7 +443,8 @@ async fn simulate(seed: u64, config: SimConfig) -> Result<SimReport, SimFailure>
         let actors = world.rng.between(1, 3);
         let actions: Vec<Action> = (0..actors).map(|_| decide(&mut world)).collect();
         world.report.actions += actions.len() as u64;
-        let results = join_all(actions.into_iter().map(|a| run(&node.engine, market, a))).await;
+        let chain = world.chain.as_ref();
+        let results = join_all(actions.into_iter().map(|a| run(&node.engine, chain, market, a))).await;
         for result in results {
             match result {
                 Ok(Outcome::Placed(user, order)) => world.ledger.acked.push((user, order)),
@@ -320,33 +453,55 @@ async fn simulate(seed: u64, config: SimConfig) -> Result<SimReport, SimFailure>
                 Err(_) => {}
             }
         }
+        if let (Some(chain), Some(chain_node), false) = (&mut world.chain, &mut node.chain, node.store.is_dead()) {
+            let traders: Vec<(UserId, u64)> =
+                (0..world.config.users).map(|n| (user(n), world.nonces[usize::from(n)])).collect();
+            let faults = world.config.chain.fault_percent;
+            let stepped = chain.step(step, &mut world.rng, faults, &traders, chain_node, &node.engine).await;
+            // A restart the crash cut short is redone by the node's restart below.
+            if let Err(e) = stepped {
+                if !node.store.is_dead() {
+                    return Err(fail(step, e));
+                }
+            }
+        }
         world.clock.advance(TimeDelta::milliseconds(world.rng.between(0, 40) as i64));
         tokio::time::sleep(Duration::from_millis(world.rng.between(0, 30))).await;
         if node.store.is_dead() {
-            node = world.restart(node).await;
+            node = world.restart(node).await.map_err(|e| fail(step, e))?;
         }
     }
+    let steps = world.config.steps;
     // The last crash may be planned but not hit: clear it by a clean restart if it would.
     if node.store.is_dead() {
-        node = world.restart(node).await;
+        node = world.restart(node).await.map_err(|e| fail(steps, e))?;
+    }
+    if let Some(chain) = &mut world.chain {
+        chain.calm(&node.engine).await;
     }
     let settle = quiesce(&world, &node, 3_000).await;
     if node.store.is_dead() {
         // A planned crash hit while settling: one more restart, with no plan.
-        node = world.restart(node).await;
-        quiesce(&world, &node, 3_000).await.map_err(|e| fail(world.config.steps, e))?;
+        node = world.restart(node).await.map_err(|e| fail(steps, e))?;
+        quiesce(&world, &node, 3_000).await.map_err(|e| fail(steps, e))?;
     } else {
-        settle.map_err(|e| fail(world.config.steps, e))?;
+        settle.map_err(|e| fail(steps, e))?;
     }
     world.report.acknowledged_orders = world.ledger.acked.len() as u64;
     checks::check_all(&mut world, &node).await.map_err(|e| fail(world.config.steps, e))?;
+    let (settled, voided) = settlement_checks::check(&world).await.map_err(|e| fail(world.config.steps, e))?;
+    (world.report.settled_trades, world.report.voided_trades) = (settled, voided);
 
     // Replay equality: a fresh process on the same disk holds exactly what the live one does.
     let live = checks::visible(&world, &node).await.map_err(|e| fail(world.config.steps, e))?;
     node.engine.shutdown();
     drop(node);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let fresh = world.boot();
+    // The fresh process replays users and markets; its chain actors would only idle.
+    let chain = world.chain.take();
+    let fresh = world.boot().await.map_err(|e| fail(world.config.steps, e));
+    world.chain = chain;
+    let fresh = fresh?;
     let replayed = checks::visible(&world, &fresh).await.map_err(|e| fail(world.config.steps, e))?;
     if live != replayed {
         return Err(fail(
@@ -355,6 +510,9 @@ async fn simulate(seed: u64, config: SimConfig) -> Result<SimReport, SimFailure>
         ));
     }
     fresh.engine.shutdown();
+    if let Some(chain) = &world.chain {
+        world.report.chain_faults = chain.fault_count;
+    }
     let (events, trades, digest) = checks::digest(&world.disk);
     world.report.events = events;
     world.report.trades = trades;
@@ -370,7 +528,7 @@ pub fn run_seed(seed: u64, config: &SimConfig) -> Result<SimReport, SimFailure> 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build();
     let runtime = match runtime {
         Ok(rt) => rt,
-        Err(e) => return Err(SimFailure { seed, step: 0, message: format!("no runtime: {e}") }),
+        Err(e) => return Err(SimFailure { seed, step: 0, message: format!("no runtime: {e}"), flags: config.flags() }),
     };
     let system = actix_rt::System::with_tokio_rt(move || runtime);
     system.block_on(simulate(seed, config))
