@@ -7,7 +7,9 @@
 //! adds to it: from the market's `market.Traded` event to the operator's
 //! `operator.SettlementConfirmed` for the batch that settled it (confirmation depth 1), and to
 //! the taker's `user.SettlementConfirmed` (its bought base is available). Also reports the gas
-//! each batch used. Then the same market's trades/s in the default mode and in
+//! each batch used. The latency runs twice, each on its own anvil: with one batch in flight at
+//! a time (`max_in_flight = 1`, the peer figure) and with the pipeline (`max_in_flight = 4`,
+//! the default). Then the same market's trades/s in the default mode and in
 //! `confirm-before-commit` mode (`HOB_BENCH_CONFIRM_TRADES`, 10 by default; ten times as many
 //! in the default mode), crossing pairs sent back to back.
 
@@ -145,7 +147,7 @@ async fn trade_rate(
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn run(trades: usize, compared: usize) -> Result<(), Error> {
+async fn run(trades: usize, compared: usize, max_in_flight: usize) -> Result<(), Error> {
     let anvil = tools::anvil()?.block_time(1).try_spawn()?;
     let url = anvil.endpoint_url();
     let admin_key = key("latency/admin");
@@ -180,6 +182,7 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
     let mut settlement = SettlementConfig::new(operator.clone(), exchange, chain_id);
     settlement.batch = BatchPolicy { window_ms: 50, ..BatchPolicy::default() };
     settlement.poll_interval = Duration::from_millis(20);
+    settlement.max_in_flight = max_in_flight;
     let chain = Arc::new(RpcChain::connect_http(url.as_str())?);
     let handle = engine.start_settlement(settlement, chain).await?;
 
@@ -261,7 +264,10 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
             to_user.record(ms_between(*at, available))?;
         }
     }
-    println!("settlement latency, anvil --block-time 1, confirmation depth 1, {} trades:", matched.len());
+    println!(
+        "settlement latency, anvil --block-time 1, confirmation depth 1, max_in_flight {max_in_flight}, {} trades:",
+        matched.len()
+    );
     for (what, h) in
         [("match -> operator.SettlementConfirmed", &to_operator), ("match -> taker's funds available", &to_user)]
     {
@@ -275,6 +281,11 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
         );
     }
     println!("  gas used / trades, per batch: {}", batches.join(", "));
+    if compared == 0 {
+        handle.stop();
+        engine.shutdown();
+        return Ok(());
+    }
 
     // Trades/s of one market in each settlement mode, same chain, same engine, same users.
     let first_nonce = (trades / PAIRS) as u64 + 2;
@@ -297,5 +308,7 @@ fn main() -> Result<(), Error> {
     };
     let trades = count("HOB_BENCH_TRADES", 60, 6);
     let compared = count("HOB_BENCH_CONFIRM_TRADES", 10, 2);
-    actix_rt::System::new().block_on(run(trades, compared))
+    // The peer figure first (one batch in flight), then the pipeline, same workload.
+    actix_rt::System::new().block_on(run(trades, 0, 1))?;
+    actix_rt::System::new().block_on(run(trades, compared, hob::settlement::config::DEFAULT_MAX_IN_FLIGHT))
 }

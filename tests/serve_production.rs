@@ -128,7 +128,12 @@ async fn given_mongodb_and_sqs_when_two_users_trade_then_a_restarted_server_hold
 
     // an auditor replays the same MongoDB events and finds every invariant holding
     let audit = Command::new(env!("CARGO_BIN_EXE_hob"))
-        .args(["audit", "--json", "--store", &format!("mongodb://127.0.0.1:{}/hob_events?replicaSet=secantus", mongo.port)])
+        .args([
+            "audit",
+            "--json",
+            "--store",
+            &format!("mongodb://127.0.0.1:{}/hob_events?replicaSet=secantus", mongo.port),
+        ])
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&audit.stdout).unwrap_or(Value::Null);

@@ -310,11 +310,13 @@ impl OperatorState {
     /// index after the one before it and at a higher nonce (the first as the contract's next
     /// index): a batch out that way is sound; the first one that is not decides. Out at
     /// another index or a lower nonce, it will revert (or already did and is not final yet):
-    /// wait for it. Not out, but a replaced transaction of it may still be mined: wait, or it
-    /// could settle twice. Not out and nothing of it can be mined: it goes out now, at the
-    /// index that follows the sound ones; a later batch out behind it at a lower nonce is then
-    /// unsound in turn, and is sent again once its revert is final. A batch whose trades were
-    /// all voided is skipped (it is failed, not sent).
+    /// wait for it. Not out (its nonce consumed by a self-transfer, its transaction reverted):
+    /// it goes out now at a fresh nonce, as the index that follows the sound ones; if a
+    /// replaced transaction of it may still be mined, only as that same index, so at most one
+    /// of the two can settle (at another index it waits for that transaction's fate). A later
+    /// batch out behind it at a lower nonce is then unsound in turn, and is sent again once
+    /// its revert is final. A batch whose trades were all voided is skipped (it is failed,
+    /// not sent).
     pub fn next_send(&self) -> NextSend {
         let mut expected = self.next_chain_index;
         let mut after: Option<u64> = None;
@@ -325,12 +327,28 @@ impl OperatorState {
                     after = Some(nonce);
                 }
                 Some(_) => return NextSend::Wait,
-                None if self.possible(b.id) => return NextSend::Wait,
-                None if b.trades.is_empty() => {}
-                None => return NextSend::Resend { batch: b.id, chain_index: expected },
+                None => {
+                    let possible = self.possible(b.id);
+                    if b.trades.is_empty() && !possible {
+                        continue;
+                    }
+                    if b.trades.is_empty() || (possible && !self.only_as(b.id, expected)) {
+                        return NextSend::Wait;
+                    }
+                    return NextSend::Resend { batch: b.id, chain_index: expected };
+                }
             }
         }
         NextSend::Open { chain_index: expected }
+    }
+
+    /// Whether every transaction of `batch` that may still be mined settles it as the
+    /// contract's `chain_index`.
+    fn only_as(&self, batch: u64, chain_index: u64) -> bool {
+        self.nonces.slots().flat_map(|s| s.attempts.iter()).all(|a| match a.purpose {
+            TxPurpose::Batch { batch: b, chain_index: c } => b != batch || c == chain_index,
+            _ => true,
+        })
     }
 
     /// The event for a trade taken from the queue; None if it is already held (a repeat
@@ -735,7 +753,8 @@ mod tests {
     #[test]
     fn a_batch_reverting_in_the_middle_goes_out_again_and_the_later_one_follows_it_renumbered() {
         // given batch 1 confirmed and batch 2's transaction reverted, final; batch 3 still out
-        let events = [&three_in_flight()[..], &[final_(0, 1, true), confirmed(1, 4, &[1]), final_(1, 2, false)]].concat();
+        let events =
+            [&three_in_flight()[..], &[final_(0, 1, true), confirmed(1, 4, &[1]), final_(1, 2, false)]].concat();
         // then batch 2 goes out again at the next nonce as index 5
         assert_eq!(next_send(&events), NextSend::Resend { batch: 2, chain_index: 5 });
         // when it is signed at nonce 3, batch 3 (nonce 2, index 6) is behind it: it will revert
@@ -750,18 +769,20 @@ mod tests {
     }
 
     #[test]
-    fn a_stuck_first_nonce_holds_the_window_until_its_fate_is_known_then_all_go_out_again_in_order() {
+    fn a_stuck_first_nonce_is_resent_as_the_same_index_and_the_batches_behind_it_follow_once_reverted() {
         // given batch 1's nonce consumed by a self-transfer, batches 2 and 3 out behind it
         let events = [&three_in_flight()[..], &[signed(0, 9, TxPurpose::Filler)]].concat();
-        // then nothing goes out while batch 1's own transaction may still be mined
-        assert_eq!(next_send(&events), NextSend::Wait);
-        // when the self-transfer is mined, batch 1 goes out again as the contract's 4
-        let filled = [&events[..], &[final_(0, 9, true)]].concat();
-        assert_eq!(next_send(&filled), NextSend::Resend { batch: 1, chain_index: 4 });
-        // and batches 2 and 3, whose indices no longer follow, wait for their reverts
-        let resent = [&filled[..], &[signed(3, 4, batch_tx(1, 4))]].concat();
+        // then batch 1 goes out again at a fresh nonce as the same index 4, so its old
+        // transaction and the new one cannot both settle
+        assert_eq!(next_send(&events), NextSend::Resend { batch: 1, chain_index: 4 });
+        // but under another index it waits for the old transaction's fate
+        let moved = [&events[..], &[OperatorEvent::ChainIndexSynced { next: 9 }]].concat();
+        assert_eq!(next_send(&moved), NextSend::Wait);
+        // when it is sent at nonce 3, batches 2 and 3 are behind it: they will revert
+        let resent = [&events[..], &[signed(3, 4, batch_tx(1, 4))]].concat();
         assert_eq!(next_send(&resent), NextSend::Wait);
-        let reverted = [&resent[..], &[final_(1, 2, false), final_(2, 3, false)]].concat();
+        // and once the self-transfer is mined and their reverts are final, they follow it
+        let reverted = [&resent[..], &[final_(0, 9, true), final_(1, 2, false), final_(2, 3, false)]].concat();
         assert_eq!(next_send(&reverted), NextSend::Resend { batch: 2, chain_index: 5 });
         let two = [&reverted[..], &[signed(4, 5, batch_tx(2, 5))]].concat();
         assert_eq!(next_send(&two), NextSend::Resend { batch: 3, chain_index: 6 });

@@ -61,8 +61,13 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
     pub(super) async fn submit(&mut self, now: u64) -> Result<(), StepError> {
         let worn: Vec<u64> =
             self.state.batches().filter(|b| b.failures >= self.config.max_failures).map(|b| b.id).collect();
-        for batch in worn {
-            self.roll_forward(batch, now).await?;
+        for batch in &worn {
+            self.roll_forward(*batch, now).await?;
+        }
+        if !worn.is_empty() {
+            // Nothing goes out until the worn batches are given up: a resend would only be
+            // consumed again.
+            return Ok(());
         }
         let emptied: Vec<OperatorEvent> = self
             .state
