@@ -9,7 +9,8 @@
 //! the taker's `user.SettlementConfirmed` (its bought base is available). Also reports the gas
 //! each batch used. The latency runs twice, each on its own anvil: with one batch in flight at
 //! a time (`max_in_flight = 1`, the peer figure) and with the pipeline (`max_in_flight = 4`,
-//! the default). Then the same market's trades/s in the default mode and in
+//! the default; `HOB_BENCH_IN_FLIGHT` sets it, `HOB_BENCH_PEER=0` skips the peer run,
+//! `HOB_BENCH_LOG=1` prints hob's logs). Then the same market's trades/s in the default mode and in
 //! `confirm-before-commit` mode (`HOB_BENCH_CONFIRM_TRADES`, 10 by default; ten times as many
 //! in the default mode), crossing pairs sent back to back.
 
@@ -303,12 +304,18 @@ async fn run(trades: usize, compared: usize, max_in_flight: usize) -> Result<(),
 fn main() -> Result<(), Error> {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test, shorter.
     let benching = std::env::args().any(|a| a == "--bench");
+    if std::env::var("HOB_BENCH_LOG").is_ok() {
+        tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).init();
+    }
     let count = |var: &str, bench: usize, smoke: usize| {
         std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(if benching { bench } else { smoke })
     };
     let trades = count("HOB_BENCH_TRADES", 60, 6);
     let compared = count("HOB_BENCH_CONFIRM_TRADES", 10, 2);
     // The peer figure first (one batch in flight), then the pipeline, same workload.
-    actix_rt::System::new().block_on(run(trades, 0, 1))?;
-    actix_rt::System::new().block_on(run(trades, compared, hob::settlement::config::DEFAULT_MAX_IN_FLIGHT))
+    if count("HOB_BENCH_PEER", 1, 1) == 1 {
+        actix_rt::System::new().block_on(run(trades, 0, 1))?;
+    }
+    let in_flight = count("HOB_BENCH_IN_FLIGHT", hob::settlement::config::DEFAULT_MAX_IN_FLIGHT, 4);
+    actix_rt::System::new().block_on(run(trades, compared, in_flight))
 }
