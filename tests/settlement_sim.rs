@@ -444,7 +444,11 @@ impl Sim {
         self.engine.place(self.bob.user, self.bob.limit(&self.domain, Side::Sell, 100, 10, 1)).await.unwrap();
         for (n, (buyer, nonce)) in buyers.iter().enumerate() {
             self.engine.place(buyer.user, buyer.limit(&self.domain, Side::Buy, 100, 1, *nonce)).await.unwrap();
-            wait_until("the batch is sent", LIMIT, || async { self.in_flight().await == n + 1 }).await;
+            wait_until("the batch is sent", LIMIT, || async {
+                let view = self.handle.inspect().await.unwrap();
+                view.open_batches == n + 1 && view.in_flight.len() > n
+            })
+            .await;
         }
     }
 
@@ -546,7 +550,12 @@ async fn a_batch_reverting_between_two_in_flight_voids_only_its_trade_and_the_ne
 #[actix_rt::test]
 async fn a_stuck_first_nonce_with_batches_behind_it_is_consumed_and_all_three_go_out_again_in_order() {
     // given three batches in flight and the first nonce stuck (two attempts, none mined)
-    let sim = Sim::start("pipeline-stuck", false, |c| c.stuck_after_attempts = 2).await;
+    // A receipt timeout long enough for all three to go out before the first is overdue.
+    let sim = Sim::start("pipeline-stuck", false, |c| {
+        c.stuck_after_attempts = 2;
+        c.receipt_timeout = Duration::from_millis(600);
+    })
+    .await;
     sim.batches_in_flight(&[(&sim.alice, 1), (&sim.alice, 2), (&sim.alice, 3)]).await;
     wait_until("the first nonce gets a self-transfer", LIMIT, || async {
         let view = sim.handle.inspect().await.unwrap();
