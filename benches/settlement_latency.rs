@@ -7,7 +7,10 @@
 //! adds to it: from the market's `market.Traded` event to the operator's
 //! `operator.SettlementConfirmed` for the batch that settled it (confirmation depth 1), and to
 //! the taker's `user.SettlementConfirmed` (its bought base is available). Also reports the gas
-//! each batch used. Then the same market's trades/s in the default mode and in
+//! each batch used. The latency runs twice, each on its own anvil: with one batch in flight at
+//! a time (`max_in_flight = 1`, the peer figure) and with the pipeline (`max_in_flight = 4`,
+//! the default; `HOB_BENCH_IN_FLIGHT` sets it, `HOB_BENCH_PEER=0` skips the peer run,
+//! `HOB_BENCH_LOG=1` prints hob's logs). Then the same market's trades/s in the default mode and in
 //! `confirm-before-commit` mode (`HOB_BENCH_CONFIRM_TRADES`, 10 by default; ten times as many
 //! in the default mode), crossing pairs sent back to back.
 
@@ -145,7 +148,7 @@ async fn trade_rate(
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn run(trades: usize, compared: usize) -> Result<(), Error> {
+async fn run(trades: usize, compared: usize, max_in_flight: usize) -> Result<(), Error> {
     let anvil = tools::anvil()?.block_time(1).try_spawn()?;
     let url = anvil.endpoint_url();
     let admin_key = key("latency/admin");
@@ -180,6 +183,7 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
     let mut settlement = SettlementConfig::new(operator.clone(), exchange, chain_id);
     settlement.batch = BatchPolicy { window_ms: 50, ..BatchPolicy::default() };
     settlement.poll_interval = Duration::from_millis(20);
+    settlement.max_in_flight = max_in_flight;
     let chain = Arc::new(RpcChain::connect_http(url.as_str())?);
     let handle = engine.start_settlement(settlement, chain).await?;
 
@@ -261,7 +265,10 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
             to_user.record(ms_between(*at, available))?;
         }
     }
-    println!("settlement latency, anvil --block-time 1, confirmation depth 1, {} trades:", matched.len());
+    println!(
+        "settlement latency, anvil --block-time 1, confirmation depth 1, max_in_flight {max_in_flight}, {} trades:",
+        matched.len()
+    );
     for (what, h) in
         [("match -> operator.SettlementConfirmed", &to_operator), ("match -> taker's funds available", &to_user)]
     {
@@ -275,6 +282,11 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
         );
     }
     println!("  gas used / trades, per batch: {}", batches.join(", "));
+    if compared == 0 {
+        handle.stop();
+        engine.shutdown();
+        return Ok(());
+    }
 
     // Trades/s of one market in each settlement mode, same chain, same engine, same users.
     let first_nonce = (trades / PAIRS) as u64 + 2;
@@ -292,10 +304,18 @@ async fn run(trades: usize, compared: usize) -> Result<(), Error> {
 fn main() -> Result<(), Error> {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test, shorter.
     let benching = std::env::args().any(|a| a == "--bench");
+    if std::env::var("HOB_BENCH_LOG").is_ok() {
+        tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).init();
+    }
     let count = |var: &str, bench: usize, smoke: usize| {
         std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(if benching { bench } else { smoke })
     };
     let trades = count("HOB_BENCH_TRADES", 60, 6);
     let compared = count("HOB_BENCH_CONFIRM_TRADES", 10, 2);
-    actix_rt::System::new().block_on(run(trades, compared))
+    // The peer figure first (one batch in flight), then the pipeline, same workload.
+    if count("HOB_BENCH_PEER", 1, 1) == 1 {
+        actix_rt::System::new().block_on(run(trades, 0, 1))?;
+    }
+    let in_flight = count("HOB_BENCH_IN_FLIGHT", hob::settlement::config::DEFAULT_MAX_IN_FLIGHT, 4);
+    actix_rt::System::new().block_on(run(trades, compared, in_flight))
 }

@@ -566,6 +566,8 @@ impl Config {
             "HOB_CHAIN_CONFIRMATIONS" => self.chain.confirmations = parse(v).map_err(err)?,
             "HOB_CHAIN_BATCH_MAX_TRADES" => self.chain.batch_max_trades = parse(v).map_err(err)?,
             "HOB_CHAIN_BATCH_WINDOW_MS" => self.chain.batch_window_ms = parse(v).map_err(err)?,
+            "HOB_CHAIN_MAX_IN_FLIGHT" => self.chain.max_in_flight = parse(v).map_err(err)?,
+            "HOB_CHAIN_SETTLEMENT_POLL_MS" => self.chain.settlement_poll_ms = parse(v).map_err(err)?,
             "HOB_CHAIN_RECEIPT_TIMEOUT_MS" => self.chain.receipt_timeout_ms = parse(v).map_err(err)?,
             "HOB_CHAIN_MAX_FAILURES" => self.chain.max_failures = parse(v).map_err(err)?,
             "HOB_CHAIN_ALERT_WEBHOOK" => self.chain.alert_webhook = Some(v.to_owned()).filter(|u| !u.is_empty()),

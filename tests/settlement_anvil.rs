@@ -600,3 +600,55 @@ async fn an_order_whose_nonce_was_invalidated_on_chain_cannot_settle_its_trade_i
     v.assert_vault_equals_ledger(0).await;
     assert_eq!(balance(&v.engine, v.alice.user, quote()).await.available, Amount(ALICE_QUOTE));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several batches in flight
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn three_batches_in_flight_at_consecutive_nonces_land_in_one_block_in_order_and_the_vault_equals_the_ledgers() {
+    // given mining paused and three one-lot trades, each batch sent before the next trade
+    let v = Venue::start("pipeline", |_| {}).await;
+    let first_nonce = v.admin.get_transaction_count(v.operator.address()).await.unwrap();
+    v.control.set_automine(false).await;
+    v.engine.place(v.bob.user, v.bob.limit(&v.domain, Side::Sell, 100, 10, 1)).await.unwrap();
+    for n in 0..3u64 {
+        v.engine.place(v.alice.user, v.alice.limit(&v.domain, Side::Buy, 100, 1, n + 1)).await.unwrap();
+        wait_until("the batch is sent", LIMIT, || async { v.in_flight().await.len() == n as usize + 1 }).await;
+    }
+    // then all three are in flight at consecutive nonces as consecutive batch indices
+    let signed: Vec<(u64, u64)> = v
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            OperatorEvent::Nonce(NonceEvent::Signed { nonce, attempt }) => match attempt.purpose {
+                TxPurpose::Batch { chain_index, .. } => Some((nonce, chain_index)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signed, vec![(first_nonce, 0), (first_nonce + 1, 1), (first_nonce + 2, 2)]);
+    // when one block mines them
+    v.control.set_automine(true).await;
+    v.control.mine(1).await;
+    settled(&v.handle, 3, LIMIT).await;
+    // then every one settled, in index order, none reverted
+    let mined: Vec<(u64, bool)> = v
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            OperatorEvent::SettlementConfirmed { chain_index, block, .. } => Some((chain_index, block > 0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mined, vec![(0, true), (1, true), (2, true)]);
+    assert_eq!(v.next_batch_index().await, 3);
+    assert_eq!(v.admin.get_transaction_count(v.operator.address()).await.unwrap(), first_nonce + 3);
+    // and the vault equals the ledgers: 3 lots moved, fees of three 1,000-notional trades
+    assert_eq!(balance(&v.engine, v.alice.user, base()).await.available, Amount(3 * BASE_LOT));
+    v.assert_vault_equals_ledger(3 * (1_000 * 20 / 10_000 + 1_000 * 10 / 10_000)).await;
+    assert_eq!(v.handle.alerts.count(), 0);
+}

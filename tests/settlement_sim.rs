@@ -432,3 +432,181 @@ async fn the_settlement_metrics_read_the_running_operator_and_its_chain() {
     assert!(text.lines().any(|l| l == "hob_settlement_operator_up 0"), "{text}");
     assert!(text.lines().any(|l| l == "hob_settlement_trades_voided_total 1"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several batches in flight (the pipeline)
+// ---------------------------------------------------------------------------------------------
+
+impl Sim {
+    /// Bob rests a sell of 10 lots at 100 (nonce 1); then each buyer takes one lot, its own
+    /// batch going out before the next buyer places (mining is off, so all stay in flight).
+    async fn batches_in_flight(&self, buyers: &[(&Trader, u64)]) {
+        self.engine.place(self.bob.user, self.bob.limit(&self.domain, Side::Sell, 100, 10, 1)).await.unwrap();
+        for (n, (buyer, nonce)) in buyers.iter().enumerate() {
+            self.engine.place(buyer.user, buyer.limit(&self.domain, Side::Buy, 100, 1, *nonce)).await.unwrap();
+            wait_until("the batch is sent", LIMIT, || async {
+                let view = self.handle.inspect().await.unwrap();
+                view.open_batches == n + 1 && view.in_flight.len() > n
+            })
+            .await;
+        }
+    }
+
+    /// (batch, the contract's index) of every confirmation, in stream order.
+    async fn confirmations(&self) -> Vec<(u64, u64)> {
+        let events = self.events().await;
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                OperatorEvent::SettlementConfirmed { batch, chain_index, .. } => Some((batch, chain_index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every settlement transaction signed: (nonce, batch, the contract's index).
+    async fn batch_transactions(&self) -> Vec<(u64, u64, u64)> {
+        let events = self.events().await;
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                OperatorEvent::Nonce(NonceEvent::Signed { nonce, attempt }) => match attempt.purpose {
+                    TxPurpose::Batch { batch, chain_index } => Some((nonce, batch, chain_index)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[actix_rt::test]
+async fn three_batches_in_flight_at_consecutive_nonces_settle_in_order_in_one_block() {
+    // given mining off and three one-trade batches sent one after the other
+    let sim = Sim::start("pipeline", false, |c| c.receipt_timeout = Duration::from_secs(60)).await;
+    sim.batches_in_flight(&[(&sim.alice, 1), (&sim.alice, 2), (&sim.alice, 3)]).await;
+    // then all three are in flight at nonces 0, 1, 2 as the contract's batches 0, 1, 2
+    assert_eq!(sim.batch_transactions().await, vec![(0, 1, 0), (1, 2, 1), (2, 3, 2)]);
+    assert_eq!(sim.handle.inspect().await.unwrap().open_batches, 3);
+    // when one block mines them all
+    sim.chain.mine(1).await;
+    // then they confirm in order, and both users' funds are final
+    settled(&sim.handle, 3, LIMIT).await;
+    assert_eq!(sim.confirmations().await, vec![(1, 0), (2, 1), (3, 2)]);
+    assert_eq!(sim.chain.next_batch_index(), 3);
+    let exchange = Some(Address::repeat_byte(0xEE));
+    assert_eq!(
+        sim.chain.mined_by(sim.operator.address()),
+        vec![(0, exchange, true), (1, exchange, true), (2, exchange, true)]
+    );
+    nothing_settling(&sim.engine, sim.alice.user, LIMIT).await;
+    nothing_settling(&sim.engine, sim.bob.user, LIMIT).await;
+    assert_eq!(balance(&sim.engine, sim.alice.user, base()).await.available, Amount(3 * BASE_LOT));
+}
+
+#[actix_rt::test]
+async fn a_batch_reverting_between_two_in_flight_voids_only_its_trade_and_the_next_is_renumbered_and_sent_again() {
+    // given three batches in flight, the middle one Carol's
+    let sim = Sim::start("pipeline-revert", false, |c| c.receipt_timeout = Duration::from_secs(60)).await;
+    let carol = Trader::new("pipeline-revert/carol");
+    sim.engine.deposit(carol.user, quote(), Amount(ALICE_QUOTE)).await.unwrap();
+    sim.batches_in_flight(&[(&sim.alice, 1), (&carol, 1), (&sim.alice, 2)]).await;
+    // when the contract refuses Carol's signature by the time the block is mined
+    sim.chain.refuse_signatures_of(carol.address());
+    sim.chain.set_automine(true).await;
+    sim.chain.mine(1).await;
+    settled(&sim.handle, 3, LIMIT).await;
+    // then batch 1 settled as index 0, batch 2 reverted, batch 3 reverted behind it (its index
+    // no longer followed) and went out again at a fresh nonce as index 1
+    assert_eq!(sim.confirmations().await, vec![(1, 0), (3, 1)]);
+    assert_eq!(sim.batch_transactions().await, vec![(0, 1, 0), (1, 2, 1), (2, 3, 2), (3, 3, 1)]);
+    let outcomes: Vec<(u64, bool)> = sim.chain.mined_by(sim.operator.address()).iter().map(|m| (m.0, m.2)).collect();
+    assert_eq!(outcomes, vec![(0, true), (1, false), (2, false), (3, true)]);
+    assert_eq!(sim.chain.next_batch_index(), 2);
+    // and only Carol's trade was voided: her quote is back, Alice's two lots are hers
+    let events = sim.events().await;
+    let voided: Vec<(u64, VoidReason)> = events
+        .iter()
+        .filter_map(|e| match e {
+            OperatorEvent::TradeVoided { batch, reason, .. } => Some((batch.unwrap_or(0), *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(voided, vec![(2, VoidReason::BadSignature)]);
+    let failed: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            OperatorEvent::AttemptFailed { batch, .. } => Some(*batch),
+            _ => None,
+        })
+        .collect();
+    assert!(!failed.contains(&3), "reverting behind batch 2 is not batch 3's failure: {failed:?}");
+    nothing_settling(&sim.engine, carol.user, LIMIT).await;
+    assert_eq!(balance(&sim.engine, carol.user, quote()).await.available, Amount(ALICE_QUOTE));
+    nothing_settling(&sim.engine, sim.alice.user, LIMIT).await;
+    assert_eq!(balance(&sim.engine, sim.alice.user, base()).await.available, Amount(2 * BASE_LOT));
+}
+
+#[actix_rt::test]
+async fn a_stuck_first_nonce_with_batches_behind_it_is_consumed_and_all_three_go_out_again_in_order() {
+    // given three batches in flight and the first nonce stuck (two attempts, none mined)
+    // A receipt timeout long enough for all three to go out before the first is overdue.
+    let sim = Sim::start("pipeline-stuck", false, |c| {
+        c.stuck_after_attempts = 2;
+        c.receipt_timeout = Duration::from_millis(600);
+    })
+    .await;
+    sim.batches_in_flight(&[(&sim.alice, 1), (&sim.alice, 2), (&sim.alice, 3)]).await;
+    wait_until("the first nonce gets a self-transfer", LIMIT, || async {
+        let view = sim.handle.inspect().await.unwrap();
+        view.in_flight.first().and_then(|s| s.attempts.last()).map(|a| a.1) == Some(TxPurpose::Filler)
+    })
+    .await;
+    // then the nonces behind it were left alone: one attempt each, not overdue on their own
+    let view = sim.handle.inspect().await.unwrap();
+    let behind: Vec<usize> =
+        view.in_flight.iter().filter(|s| s.nonce == 1 || s.nonce == 2).map(|s| s.attempts.len()).collect();
+    assert_eq!(behind, vec![1, 1]);
+    // when the block mines the self-transfer and the two batches behind it
+    sim.chain.set_automine(true).await;
+    sim.chain.mine(1).await;
+    settled(&sim.handle, 3, LIMIT).await;
+    // then those two reverted (wrong index); batch 1 had gone out again at a fresh nonce as
+    // the same index, and the two followed it re-numbered: nothing voided, nothing settled twice
+    let operator = sim.operator.address();
+    let outcomes: Vec<(u64, bool)> = sim.chain.mined_by(operator).iter().map(|m| (m.0, m.2)).collect();
+    assert_eq!(outcomes, vec![(0, true), (1, false), (2, false), (3, true), (4, true), (5, true)]);
+    assert_eq!(sim.chain.mined_by(operator)[0].1, Some(operator), "nonce 0: the self-transfer");
+    let resent: Vec<(u64, u64, u64)> = sim.batch_transactions().await.into_iter().filter(|t| t.0 >= 3).collect();
+    assert_eq!(resent, vec![(3, 1, 0), (4, 2, 1), (5, 3, 2)]);
+    assert_eq!(sim.confirmations().await, vec![(1, 0), (2, 1), (3, 2)]);
+    assert_eq!(sim.chain.next_batch_index(), 3);
+    assert!(!sim.events().await.iter().any(|e| matches!(e, OperatorEvent::TradeVoided { .. })));
+    nothing_settling(&sim.engine, sim.alice.user, LIMIT).await;
+    assert_eq!(balance(&sim.engine, sim.alice.user, base()).await.available, Amount(3 * BASE_LOT));
+}
+
+#[actix_rt::test]
+async fn an_operator_restarted_with_three_batches_in_flight_recovers_them_from_its_stream() {
+    // given three batches in flight
+    let mut sim = Sim::start("pipeline-restart", false, |c| c.receipt_timeout = Duration::from_secs(60)).await;
+    sim.batches_in_flight(&[(&sim.alice, 1), (&sim.alice, 2), (&sim.alice, 3)]).await;
+    // when the operator is stopped and started again
+    sim.handle.stop();
+    let mut config = fast_config(sim.operator.clone(), Address::repeat_byte(0xEE), CHAIN_ID, Duration::from_secs(60));
+    config.max_in_flight = 4;
+    sim.handle = sim.engine.start_settlement(config, sim.chain.clone()).await.unwrap();
+    // then it knows all three from its stream: nonces 0-2 taken, three batches open
+    let view = sim.handle.inspect().await.unwrap();
+    assert_eq!((view.next_nonce, view.open_batches, view.in_flight.len()), (3, 3, 3));
+    sim.chain.set_automine(true).await;
+    sim.chain.mine(1).await;
+    settled(&sim.handle, 3, LIMIT).await;
+    // and a trade after the restart takes the next nonce and index
+    sim.engine.place(sim.alice.user, sim.alice.limit(&sim.domain, Side::Buy, 100, 1, 4)).await.unwrap();
+    settled(&sim.handle, 4, LIMIT).await;
+    let nonces: Vec<u64> = sim.chain.mined_by(sim.operator.address()).iter().map(|m| m.0).collect();
+    assert_eq!(nonces, vec![0, 1, 2, 3], "none reused, none skipped");
+    assert_eq!(sim.confirmations().await, vec![(1, 0), (2, 1), (3, 2), (4, 3)]);
+    assert_eq!(sim.chain.next_batch_index(), 4);
+}

@@ -88,8 +88,10 @@ pub struct OperatorView {
     pub pending_trades: usize,
     /// Withdrawals held until the chain answers.
     pub pending_withdrawals: usize,
-    /// The open batch: (id, trades, failures).
+    /// The oldest open batch: (id, trades, failures).
     pub batch: Option<(u64, usize, u32)>,
+    /// Batches open (in flight or waiting to go out again).
+    pub open_batches: usize,
     pub next_chain_index: u64,
     pub stats: OperatorStats,
 }
@@ -211,7 +213,8 @@ impl<S: EventStore + 'static, C: Chain + 'static> Handler<InspectOperator> for S
                 .collect(),
             pending_trades: state.pending().count(),
             pending_withdrawals: state.withdrawals().len(),
-            batch: state.batch().map(|b| (b.id, b.trades.len(), b.failures)),
+            batch: state.batches().next().map(|b| (b.id, b.trades.len(), b.failures)),
+            open_batches: state.batches().count(),
             next_chain_index: state.next_chain_index(),
             stats: state.stats(),
         }))

@@ -70,6 +70,10 @@ pub struct ChainConfig {
     pub batch_max_trades: usize,
     /// How long a batch that is not full waits for more trades.
     pub batch_window_ms: u64,
+    /// Most settlement batches in flight at once (consecutive nonces and batch indices).
+    pub max_in_flight: usize,
+    /// How often the settlement operator looks at its transactions and its queue.
+    pub settlement_poll_ms: u64,
     /// How long a settlement may stay unmined before it is re-sent with a higher fee.
     pub receipt_timeout_ms: u64,
     /// Failures of one batch before it is rolled forward (voided, market halted, alert).
@@ -89,6 +93,8 @@ impl Default for ChainConfig {
             confirmations: 1,
             batch_max_trades: 100,
             batch_window_ms: 200,
+            max_in_flight: crate::settlement::config::DEFAULT_MAX_IN_FLIGHT,
+            settlement_poll_ms: 100,
             receipt_timeout_ms: 30_000,
             max_failures: 5,
             alert_webhook: None,
@@ -120,6 +126,12 @@ impl ChainConfig {
         }
         if self.batch_max_trades == 0 || self.batch_max_trades > crate::chain::batch::MAX_TRADES {
             return Err(bad("chain.batch_max_trades", "must be 1 to 65535"));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > crate::settlement::config::MAX_IN_FLIGHT_LIMIT {
+            return Err(bad("chain.max_in_flight", "must be 1 to 16"));
+        }
+        if self.settlement_poll_ms == 0 {
+            return Err(bad("chain.settlement_poll_ms", "must be positive"));
         }
         if self.receipt_timeout_ms == 0 {
             return Err(bad("chain.receipt_timeout_ms", "must be positive"));

@@ -193,6 +193,8 @@ impl ChainLink {
         let mut settlement = SettlementConfig::new(self.operator.clone(), self.exchange, self.chain_id);
         settlement.batch.max_trades = config.batch_max_trades;
         settlement.batch.window_ms = config.batch_window_ms;
+        settlement.max_in_flight = config.max_in_flight;
+        settlement.poll_interval = Duration::from_millis(config.settlement_poll_ms);
         settlement.receipt_timeout = Duration::from_millis(config.receipt_timeout_ms);
         settlement.confirmations = config.confirmations;
         settlement.max_failures = config.max_failures;

@@ -27,6 +27,13 @@ pub enum ConfigError {
     Invalid { option: &'static str, message: String },
 }
 
+/// Batches in flight by default: with 1 s blocks and a 200 ms window, four cover a block's
+/// worth of windows, and a failure re-sends at most three batches behind it.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// The most batches in flight the operator accepts: each is a pending transaction, and nodes
+/// keep only so many queued per sender (geth: 16 executable by default).
+pub const MAX_IN_FLIGHT_LIMIT: usize = 16;
+
 #[derive(Clone, Debug)]
 pub struct SettlementConfig {
     /// The operator wallet: signs every settlement transaction, pays its gas.
@@ -36,6 +43,10 @@ pub struct SettlementConfig {
     /// The chain the operator must be talking to; checked at start.
     pub chain_id: u64,
     pub batch: BatchPolicy,
+    /// Most batches in flight at once (opened and not yet confirmed or failed), each at its
+    /// own consecutive nonce and batch index. 1 waits for each batch's block before the next
+    /// is sent.
+    pub max_in_flight: usize,
     /// How often the operator looks at its transactions and its queue.
     pub poll_interval: Duration,
     /// How long a transaction may stay unmined before it is replaced with a higher fee.
@@ -61,6 +72,7 @@ impl SettlementConfig {
             exchange,
             chain_id,
             batch: BatchPolicy::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             poll_interval: Duration::from_millis(100),
             receipt_timeout: Duration::from_secs(30),
             confirmations: 1,
@@ -81,6 +93,9 @@ impl SettlementConfig {
         }
         if self.batch.max_gas == 0 || self.batch.max_gas > super::policy::TX_GAS_CAP {
             return invalid("batch.max_gas", "must be positive and at most 16,777,216");
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > MAX_IN_FLIGHT_LIMIT {
+            return invalid("max_in_flight", "must be 1 to 16");
         }
         if self.confirmations == 0 || self.confirmations > 1_000 {
             return invalid("confirmations", "must be 1 to 1000");
@@ -131,9 +146,15 @@ mod tests {
         let mut bad = config.clone();
         bad.confirmations = 0;
         assert!(matches!(bad.validate(), Err(ConfigError::Invalid { option: "confirmations", .. })));
-        let mut bad = config;
+        let mut bad = config.clone();
         bad.batch.max_gas = 16_777_217;
         assert!(matches!(bad.validate(), Err(ConfigError::Invalid { option: "batch.max_gas", .. })));
+        assert_eq!(config.max_in_flight, 4);
+        for in_flight in [0, 17] {
+            let mut bad = config.clone();
+            bad.max_in_flight = in_flight;
+            assert!(matches!(bad.validate(), Err(ConfigError::Invalid { option: "max_in_flight", .. })));
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! chain; (2) track every transaction in flight (`track.rs`): final once buried
 //! `confirmations` deep, sent again if the node lost it, replaced with a higher fee when
 //! overdue, its nonce consumed by a self-transfer when stuck; (3) submit (`submit.rs`): open
-//! the next batch when due, or send the open batch again after a failure, or roll it forward
-//! once it failed too often. This file holds the state, committing and taking trades.
+//! the next batch behind those in flight when due, or send an open batch again after a
+//! failure (re-numbered behind the batches still sound), or roll one forward once it failed
+//! too often. This file holds the state, committing and taking trades.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

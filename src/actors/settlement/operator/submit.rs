@@ -1,6 +1,7 @@
-//! Submitting: opening the next batch, checking it with the node, signing and sending it,
-//! sending the open batch again after a failure, and rolling it forward when it failed too
-//! often.
+//! Submitting: opening the next batch behind those in flight, checking it with the node,
+//! signing and sending it, sending an open batch again after a failure (its own, or one
+//! before it that broke the window: `OperatorState::next_send`), and rolling a batch forward
+//! when it failed too often.
 
 use alloy::primitives::Bytes;
 use alloy::sol_types::SolInterface;
@@ -14,7 +15,7 @@ use crate::events::EventStore;
 use crate::settlement::chain::{CallRequest, Chain, ChainError, Sent};
 use crate::settlement::nonce::{Attempt, TxPurpose};
 use crate::settlement::policy::{gas_limit, gas_price};
-use crate::settlement::state::{OperatorEvent, VoidReason};
+use crate::settlement::state::{NextSend, OperatorEvent, VoidReason};
 use crate::settlement::trades::QueuedTrade;
 use crate::settlement::tx::{self, settle_batch_call, SignedTx, TxPlan};
 use crate::settlement::verdict::{verdict, Verdict, Void};
@@ -34,7 +35,8 @@ enum Prepare {
     Empty,
     /// The node refused the open batch while an earlier transaction of it may still be
     /// mined (or is mined and not yet final): nothing may be voided or re-indexed until that
-    /// transaction's fate is known, or the batch could settle twice.
+    /// transaction's fate is known, or the batch could settle twice. Or the contract's index
+    /// moved: the next step decides again from the new one.
     Wait,
     /// The node refused the batch as a whole (a failure of the batch).
     Refused {
@@ -57,67 +59,96 @@ const MAX_PREPARE_ROUNDS: usize = 64;
 
 impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
     pub(super) async fn submit(&mut self, now: u64) -> Result<(), StepError> {
-        let Some(open) = self.state.batch().cloned() else {
+        let worn: Vec<u64> =
+            self.state.batches().filter(|b| b.failures >= self.config.max_failures).map(|b| b.id).collect();
+        for batch in &worn {
+            self.roll_forward(*batch, now).await?;
+        }
+        if !worn.is_empty() {
+            // Nothing goes out until the worn batches are given up: a resend would only be
+            // consumed again.
+            return Ok(());
+        }
+        let emptied: Vec<OperatorEvent> = self
+            .state
+            .batches()
+            .filter(|b| b.trades.is_empty() && !self.state.possible(b.id))
+            .map(|b| OperatorEvent::SettlementFailed { batch: b.id, reason: "every trade was voided".into() })
+            .collect();
+        self.commit(emptied, &[]).await?;
+        // Each round sends one batch; a window's worth per step at most, so a step ends.
+        for _ in 0..self.config.max_in_flight.max(1) {
             if now < self.retry_at_ms {
                 return Ok(());
             }
-            return self.open_next(now).await;
-        };
-        if open.failures >= self.config.max_failures {
-            return self.roll_forward(open.id, now).await;
-        }
-        if self.state.live(open.id) {
-            return Ok(());
-        }
-        if open.trades.is_empty() {
-            if !self.state.possible(open.id) {
-                let failed =
-                    OperatorEvent::SettlementFailed { batch: open.id, reason: "every trade was voided".into() };
-                self.commit(vec![failed], &[]).await?;
+            match self.state.next_send() {
+                NextSend::Wait => return Ok(()),
+                NextSend::Resend { batch, chain_index } => {
+                    let trades: Vec<QueuedTrade> = self.state.batch_trades(batch).into_iter().cloned().collect();
+                    match self.prepare(trades, Some(batch), chain_index).await? {
+                        Prepare::Ready(prepared) => self.sign_batch(batch, prepared, now, None).await?,
+                        Prepare::Empty | Prepare::Wait => return Ok(()),
+                        Prepare::Refused { reason, .. } => return Err(self.failed(Some(batch), reason).await),
+                    }
+                }
+                NextSend::Open { chain_index } => {
+                    if !self.open_next(now, chain_index).await? {
+                        return Ok(());
+                    }
+                }
             }
-            return Ok(());
         }
-        if now < self.retry_at_ms {
-            return Ok(());
-        }
-        let trades: Vec<QueuedTrade> = self.state.batch_trades().into_iter().cloned().collect();
-        match self.prepare(trades, Some(open.id)).await? {
-            Prepare::Ready(prepared) => self.sign_batch(open.id, prepared, now, None).await,
-            Prepare::Empty | Prepare::Wait => Ok(()),
-            Prepare::Refused { reason, .. } => Err(self.failed(reason).await),
-        }
+        Ok(())
     }
 
     /// Opens the next batch if one is due: checked with the node first, so trades it blames
-    /// are voided before the batch exists and it is sized to what fits.
-    async fn open_next(&mut self, now: u64) -> Result<(), StepError> {
-        let Some(OperatorEvent::BatchOpened { batch, trades }) = self.state.open_batch(&self.config.batch, now) else {
-            return Ok(());
+    /// are voided before the batch exists and it is sized to what fits. True if a batch was
+    /// opened and sent.
+    async fn open_next(&mut self, now: u64, chain_index: u64) -> Result<bool, StepError> {
+        let Some(OperatorEvent::BatchOpened { batch, trades }) =
+            self.state.open_batch(&self.config.batch, self.config.max_in_flight, now)
+        else {
+            return Ok(false);
         };
         let candidates: Vec<QueuedTrade> = trades.iter().filter_map(|k| self.state.trade(k)).cloned().collect();
-        match self.prepare(candidates, None).await? {
+        match self.prepare(candidates, None, chain_index).await? {
             Prepare::Ready(prepared) => {
                 let keys = prepared.trades.iter().map(QueuedTrade::key).collect();
                 let opened = OperatorEvent::BatchOpened { batch, trades: keys };
-                self.sign_batch(batch, prepared, now, Some(opened)).await
+                self.sign_batch(batch, prepared, now, Some(opened)).await?;
+                Ok(true)
             }
-            Prepare::Empty | Prepare::Wait => Ok(()),
+            Prepare::Empty | Prepare::Wait => Ok(false),
             Prepare::Refused { trades, reason } => {
                 // The batch exists from its first failure on, so its failures count toward
                 // giving it up.
                 let keys = trades.iter().map(QueuedTrade::key).collect();
                 self.commit(vec![OperatorEvent::BatchOpened { batch, trades: keys }], &[]).await?;
-                Err(self.failed(reason).await)
+                Err(self.failed(Some(batch), reason).await)
             }
         }
     }
 
-    /// Encodes `trades` and asks the node to estimate the settlement: trades it blames are
-    /// voided and the rest tried again; a moved batch index is taken up; a new batch (`open`
-    /// None) too big for the gas limit is halved, while an open batch keeps its trades (they
-    /// are what its confirmation will settle).
-    async fn prepare(&mut self, mut trades: Vec<QueuedTrade>, open: Option<u64>) -> Result<Prepare, StepError> {
+    /// Encodes `trades` as the contract's batch `chain_index` and asks the node to estimate
+    /// the settlement: trades it blames are voided and the rest tried again; a moved batch
+    /// index is taken up; a new batch (`open` None) too big for the gas limit is halved, while
+    /// an open batch keeps its trades (they are what its confirmation will settle).
+    ///
+    /// With other batches in flight, the node's state does not have them yet, so the estimate
+    /// runs at the index the contract expects now: it checks the signatures, balances and gas
+    /// as the chain stands, and the transaction is signed with `chain_index`, the index after
+    /// those in flight. (A batch whose trades depend on an earlier batch's balance changes is
+    /// not estimated with them; the gas limit's margin covers the difference, and a shortfall
+    /// reverts and is diagnosed like any revert.)
+    async fn prepare(
+        &mut self,
+        mut trades: Vec<QueuedTrade>,
+        open: Option<u64>,
+        chain_index: u64,
+    ) -> Result<Prepare, StepError> {
         let may_shrink = open.is_none();
+        let others_out = self.state.batches().any(|b| Some(b.id) != open && self.state.possible(b.id));
+        let estimate_index = if others_out { self.read_chain_index().await? } else { chain_index };
         for _ in 0..MAX_PREPARE_ROUNDS {
             if trades.is_empty() {
                 return Ok(Prepare::Empty);
@@ -137,12 +168,12 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                     return Ok(Prepare::Refused { trades, reason: "the batch no longer encodes".into() });
                 }
             };
-            let chain_index = self.state.next_chain_index();
-            let call = self.settle_call(chain_index, settle.data.clone());
+            let call = self.settle_call(estimate_index, settle.data.clone());
             match self.chain.estimate_gas(&call).await {
                 Ok(estimate) => match gas_limit(estimate, self.config.batch.max_gas) {
                     Some(limit) => {
-                        return Ok(Prepare::Ready(Prepared { trades, data: call.data, gas_limit: limit, chain_index }));
+                        let data = self.settle_call(chain_index, settle.data).data;
+                        return Ok(Prepare::Ready(Prepared { trades, data, gas_limit: limit, chain_index }));
                     }
                     None if may_shrink && trades.len() > 1 => trades.truncate(trades.len() / 2),
                     None if !may_shrink => {
@@ -172,9 +203,15 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                             self.commit_voids(voids).await?;
                             trades.retain(|q| self.state.trade(&q.key()).is_some());
                         }
+                        Verdict::Reindex { .. } if others_out => {
+                            // Our own batches in flight move the index as they are mined: read
+                            // it again next step.
+                            return Ok(Prepare::Wait);
+                        }
                         Verdict::Reindex { expected } if expected != chain_index => {
                             tracing::warn!(operator = %self.address, expected, "the contract's batch index moved; re-indexing");
                             self.commit(vec![OperatorEvent::ChainIndexSynced { next: expected }], &[]).await?;
+                            return Ok(Prepare::Wait);
                         }
                         Verdict::Retry(reason) => return Ok(Prepare::Refused { trades, reason }),
                         other => return Ok(Prepare::Refused { trades, reason: format!("{other:?}") }),
@@ -186,9 +223,10 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         Err(StepError::Chain(ChainError::Refused("the batch kept changing; trying again next step".into())))
     }
 
-    /// A failure of the open batch, if there is one, recorded; always a reason to back off.
-    pub(super) async fn failed(&mut self, reason: String) -> StepError {
-        if let Some(batch) = self.state.batch().map(|b| b.id) {
+    /// A failure of `batch` (else of the first open batch, if there is one) recorded; always
+    /// a reason to back off.
+    pub(super) async fn failed(&mut self, batch: Option<u64>, reason: String) -> StepError {
+        if let Some(batch) = batch.or_else(|| self.state.batches().next().map(|b| b.id)) {
             if let Err(e) = self.commit(vec![OperatorEvent::AttemptFailed { batch, reason: reason.clone() }], &[]).await
             {
                 return StepError::Actor(e);
@@ -286,9 +324,13 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
     ) -> Result<(), StepError> {
         let quote = self.chain.gas_price().await?;
         let floor = self.state.nonces().replacement_floor(plan.nonce);
+        let batch = match purpose {
+            TxPurpose::Batch { batch, .. } => Some(batch),
+            _ => None,
+        };
         plan.gas_price = match gas_price(quote, floor, self.config.max_gas_price_wei) {
             Ok(price) => price,
-            Err(capped) => return Err(self.failed(capped.to_string()).await),
+            Err(capped) => return Err(self.failed(batch, capped.to_string()).await),
         };
         let SignedTx { hash, raw } = tx::sign(&self.config.key, self.chain_id, &plan)
             .map_err(|e| StepError::Chain(ChainError::Refused(e.to_string())))?;
@@ -311,7 +353,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         bump(&self.counters.transactions_sent);
         if !self.send(&raw).await? {
             // Stored and not taken: tracking sends it again, and replaces it once overdue.
-            let _ = self.failed("the node refused the transaction".into()).await;
+            let _ = self.failed(batch, "the node refused the transaction".into()).await;
         }
         Ok(())
     }
@@ -353,7 +395,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
             return Ok(());
         }
         let reason = format!("failed {} times", self.config.max_failures);
-        let events = self.state.give_up(&reason);
+        let events = self.state.give_up(batch, &reason);
         self.commit(events, &[]).await?;
         Ok(())
     }

@@ -28,7 +28,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         let counts = self.chain.nonce_counts(self.address).await?;
         let plan = self.state.nonces().reconcile(counts);
         let mut events: Vec<OperatorEvent> = plan.events.into_iter().map(OperatorEvent::Nonce).collect();
-        if self.state.batch().is_none_or(|b| !self.state.possible(b.id)) {
+        if !self.state.any_possible() {
             let next = self.read_chain_index().await?;
             if next != self.state.next_chain_index() {
                 events.push(OperatorEvent::ChainIndexSynced { next });
@@ -48,13 +48,15 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         Ok(())
     }
 
-    async fn read_chain_index(&self) -> Result<u64, StepError> {
+    pub(super) async fn read_chain_index(&self) -> Result<u64, StepError> {
         let call = CallRequest { from: self.address, to: self.config.exchange, data: tx::next_batch_index_call() };
         let returned = self.chain.call(&call).await?;
         tx::decode_next_batch_index(&returned).map_err(|e| StepError::Chain(ChainError::Transport(e.to_string())))
     }
 
-    /// Looks at every transaction in flight (see the module doc).
+    /// Looks at every transaction in flight (see the module doc). Only the lowest unmined
+    /// nonce can be overdue: the wallet's later ones wait behind it, through no fault of their
+    /// own, and are mined with it or after it.
     pub(super) async fn track(&mut self, now: u64) -> Result<(), StepError> {
         let slots: Vec<Slot> = self.state.nonces().slots().cloned().collect();
         if slots.is_empty() {
@@ -62,6 +64,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         }
         let head = self.chain.block_number().await?;
         let mut latest_count = None;
+        let mut behind = false;
         for slot in slots {
             if let Some(receipt) = self.receipt_of(&slot).await? {
                 self.unexplained.remove(&slot.nonce);
@@ -98,6 +101,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                 continue;
             }
             let newest = slot.latest();
+            let waiting_behind = std::mem::replace(&mut behind, true);
             if !self.chain.is_known(newest.hash).await? {
                 // Dropped from the mempool, or taken out of the chain by a reorg.
                 tracing::info!(operator = %self.address, nonce = slot.nonce, tx = %newest.hash, "sending a lost transaction again");
@@ -105,7 +109,9 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                 if self.send(&newest.raw).await? {
                     continue;
                 }
-            } else if now.saturating_sub(newest.signed_at_ms) < self.config.receipt_timeout.as_millis() as u64 {
+            } else if waiting_behind
+                || now.saturating_sub(newest.signed_at_ms) < self.config.receipt_timeout.as_millis() as u64
+            {
                 continue;
             }
             self.overdue(&slot, now).await?;
@@ -134,7 +140,6 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         };
         let mut events = vec![OperatorEvent::Nonce(NonceEvent::Final { nonce: slot.nonce, resolution })];
         let purpose = slot.attempt(receipt.hash).map(|a| a.purpose);
-        let open = self.state.batch().map(|b| (b.id, b.trades.clone()));
         let mut diagnose = None;
         if let Some(TxPurpose::Withdrawal { user, nonce }) = purpose {
             let key = WithdrawalKey { user, nonce };
@@ -148,8 +153,14 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                 });
             }
         }
-        if let (Some(TxPurpose::Batch { batch, chain_index }), Some((open_id, trades))) = (purpose, open) {
-            if batch == open_id && receipt.success {
+        let open = match purpose {
+            Some(TxPurpose::Batch { batch, chain_index }) => {
+                self.state.batch(batch).map(|b| (batch, chain_index, b.trades.clone()))
+            }
+            _ => None,
+        };
+        if let Some((batch, chain_index, trades)) = open {
+            if receipt.success {
                 events.push(OperatorEvent::SettlementConfirmed {
                     batch,
                     chain_index,
@@ -158,14 +169,19 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
                     trades,
                 });
                 self.streak = 0;
-            } else if batch == open_id {
-                diagnose = Some(chain_index);
+            } else if chain_index == self.state.next_chain_index() {
+                diagnose = Some((batch, chain_index));
+            } else {
+                // Sent behind a batch that has not settled at the index before it: the index
+                // did not follow, so it reverted through no fault of its own. It goes out
+                // again, re-numbered, behind that batch (`next_send`); no failure counts.
+                tracing::info!(operator = %self.address, batch, chain_index, "settlement reverted behind an earlier batch; it goes out again in order");
             }
         }
         self.commit(events, &[]).await?;
-        if let Some(chain_index) = diagnose {
+        if let Some((batch, chain_index)) = diagnose {
             tracing::warn!(operator = %self.address, tx = %receipt.hash, "settlement transaction reverted");
-            self.diagnose(chain_index).await?;
+            self.diagnose(batch, chain_index).await?;
         }
         Ok(())
     }
@@ -177,10 +193,12 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         Ok(self.commit(vec![event], &[]).await?)
     }
 
-    /// Why the open batch's transaction reverted, asked of the node by running it again.
-    async fn diagnose(&mut self, chain_index: u64) -> Result<(), StepError> {
-        let trades: Vec<QueuedTrade> = self.state.batch_trades().into_iter().cloned().collect();
-        let Some(batch) = self.state.batch().map(|b| b.id) else { return Ok(()) };
+    /// Why an open batch's transaction reverted, asked of the node by running it again.
+    async fn diagnose(&mut self, batch: u64, chain_index: u64) -> Result<(), StepError> {
+        let trades: Vec<QueuedTrade> = self.state.batch_trades(batch).into_iter().cloned().collect();
+        if self.state.batch(batch).is_none() {
+            return Ok(());
+        }
         if self.state.possible(batch) {
             // Another transaction of the batch is still out: until its fate is known, nothing
             // may be voided or re-indexed (see `Prepare::Wait`).
@@ -242,7 +260,7 @@ impl<S: EventStore + 'static, C: Chain + 'static> Operator<S, C> {
         let newest = slot.latest().clone();
         let mut stale = false;
         if let TxPurpose::Batch { batch, .. } = newest.purpose {
-            if self.state.batch().is_some_and(|b| b.id == batch) {
+            if self.state.batch(batch).is_some() {
                 let timeout_s = self.config.receipt_timeout.as_secs_f64();
                 let reason = format!("nonce {} not mined within {timeout_s} s", slot.nonce);
                 self.commit(vec![OperatorEvent::AttemptFailed { batch, reason }], &[]).await?;
