@@ -36,7 +36,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The examples are built first: `cargo test` compiles them but does not put them at
+# target/debug/examples/<name>, where tests/example_trader.rs runs the trader from.
 test: tools lint
+	$(CARGO) build --examples
 	$(CARGO) test --all-targets
 
 bench: tools

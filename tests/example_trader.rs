@@ -40,7 +40,7 @@ fn example_binary() -> PathBuf {
     let path = profile_dir.join("examples").join(format!("trader{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build --example trader` (plain `cargo test` builds it too)",
+        "{} is missing: build it with `cargo build --examples` (`make test` does)",
         path.display()
     );
     path
