@@ -38,11 +38,7 @@ fn example_binary() -> PathBuf {
     let me = std::env::current_exe().unwrap();
     let profile_dir = me.parent().and_then(|deps| deps.parent()).unwrap();
     let path = profile_dir.join("examples").join(format!("trader{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --examples` (`make test` does)",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: build it with `cargo build --examples` (`make test` does)", path.display());
     path
 }
 

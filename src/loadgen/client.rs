@@ -76,9 +76,11 @@ pub async fn connect(ws_url: &str, token: &str) -> Result<Connection, LoadgenErr
         let (sink, stream) = socket.into_parts();
         Ok(Connection { sink, stream })
     };
-    tokio::time::timeout(SETUP_TIMEOUT, setup)
-        .await
-        .map_err(|_| LoadgenError::WebSocket(format!("no login answer from {ws_url} in {SETUP_TIMEOUT:?}")))?
+    tokio::time::timeout(SETUP_TIMEOUT, setup).await.map_err(|_| {
+        LoadgenError::Client(crate::client::ClientError::WebSocket(format!(
+            "no login answer from {ws_url} in {SETUP_TIMEOUT:?}"
+        )))
+    })?
 }
 
 impl Connection {

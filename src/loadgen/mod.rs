@@ -45,39 +45,11 @@ pub use spawn::SpawnedServer;
 pub enum LoadgenError {
     #[error("bad load settings: {0}")]
     Config(String),
-    #[error("HTTP: {0}")]
-    Http(String),
-    #[error("{path}: the server answered {status}: {body}")]
-    Refused { path: String, status: u16, body: String },
-    #[error("unexpected answer from the server: {0}")]
-    Server(String),
-    #[error("the server has no market {0}")]
-    UnknownMarket(String),
-    #[error("signing: {0}")]
-    Sign(String),
-    #[error("WebSocket: {0}")]
-    WebSocket(String),
+    /// Talking to the server (REST, WebSocket, signing), as the trading client reports it.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     #[error("starting hob serve: {0}")]
     Spawn(String),
-}
-
-/// The client's errors keep their meaning here: a refusal stays a refusal.
-impl From<crate::client::ClientError> for LoadgenError {
-    fn from(e: crate::client::ClientError) -> LoadgenError {
-        use crate::client::ClientError as C;
-        match e {
-            C::Http(m) => LoadgenError::Http(m),
-            C::Refused { path, status, body } => LoadgenError::Refused { path, status, body },
-            C::Server(m) => LoadgenError::Server(m),
-            C::UnknownMarket(m) => LoadgenError::UnknownMarket(m),
-            C::Sign(m) => LoadgenError::Sign(m),
-            C::WebSocket(m) => LoadgenError::WebSocket(m),
-            C::Rejected { op, code, message } => {
-                LoadgenError::Refused { path: format!("ws {op}"), status: 0, body: format!("{code}: {message}") }
-            }
-            C::Chain(m) | C::Invalid(m) => LoadgenError::Server(m),
-        }
-    }
 }
 
 /// One run's settings.
@@ -301,7 +273,11 @@ fn sign_all(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(LoadgenError::Sign("a signing thread panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(crate::client::ClientError::Sign("a signing thread panicked".into()).into())
+                })
+            })
             .collect()
     });
     let mut all = vec![Vec::new(); keys.len()];
