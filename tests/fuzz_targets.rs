@@ -281,7 +281,7 @@ proptest! {
 /// Writes every target's seeds to `fuzz/corpus/<target>/` for cargo-fuzz:
 /// `cargo test --test fuzz_targets -- --ignored write_seed_corpus`.
 #[test]
-#[ignore]
+#[ignore = "a tool, not a test: writes the seed corpus for cargo-fuzz"]
 fn write_seed_corpus() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     for (name, _) in fuzzing::TARGETS {

@@ -101,19 +101,7 @@ fn start_hob(name: &'static str, mongo: u16, moto: u16, dir: &std::path::Path) -
 }
 
 async fn call(hob: &Hob, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    let mut req = client.request(method, format!("{}{path}", hob.base));
-    if let Some(user) = user {
-        req = req.insert_header(("x-hob-user", user));
-    }
-    let sent = match body {
-        Some(b) => req.send_json(&b).await,
-        None => req.send().await,
-    };
-    // A refused connection (a killed node) is no answer: never an acknowledgement.
-    let Ok(mut res) = sent else { return (StatusCode::BAD_GATEWAY, Value::Null) };
-    let bytes = res.body().limit(4 * 1024 * 1024).await.unwrap_or_default();
-    (res.status(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    servers::call_as(&hob.base, method, path, user, body).await
 }
 
 async fn ok(hob: &Hob, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> Value {

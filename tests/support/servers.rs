@@ -125,3 +125,27 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, request_handler=M
 "#;
     spawn_listening(tool("python3"), port, |_| vec!["-c".to_owned(), script.to_owned(), port.to_string()])
 }
+
+/// One HTTP request to a `hob serve` at `base` in development mode, as `user` (the
+/// `x-hob-user` header): (status, JSON body or null). A refused connection (a stopped or
+/// killed node) is 502, never an acknowledgement.
+pub async fn call_as(
+    base: &str,
+    method: awc::http::Method,
+    path: &str,
+    user: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (awc::http::StatusCode, serde_json::Value) {
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut req = client.request(method, format!("{base}{path}"));
+    if let Some(user) = user {
+        req = req.insert_header(("x-hob-user", user));
+    }
+    let sent = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    };
+    let Ok(mut res) = sent else { return (awc::http::StatusCode::BAD_GATEWAY, serde_json::Value::Null) };
+    let bytes = res.body().limit(4 * 1024 * 1024).await.unwrap_or_default();
+    (res.status(), serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
