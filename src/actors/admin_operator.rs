@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 pub use self::records::{decode_command, AdminCommand, AdminOutcome, GridRecord, COMMAND_ISSUED};
 use super::deps::{idempotency_key, ActorDeps, ActorError};
-use super::singleton::{Placement, SingletonLease};
 use super::settlement::EngineParts;
+use super::singleton::{Placement, SingletonLease};
 use crate::chain::admin::{AdminChainError, ContractAdmin};
 use crate::domain::UserId;
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StoreError, StreamId};

@@ -337,7 +337,10 @@ pub async fn start<S: EventStore + 'static, L: DepositLogs + 'static>(
     // One node: the watcher loads now, so a stream that does not load fails the start.
     let first = match lease.is_leased() {
         true => None,
-        false => Some(ChainWatcherActor { watcher: Some(Watcher::load(deps.clone(), logs.clone(), config.clone()).await?) }.start()),
+        false => Some(
+            ChainWatcherActor { watcher: Some(Watcher::load(deps.clone(), logs.clone(), config.clone()).await?) }
+                .start(),
+        ),
     };
     let addr: Current<S, L> = Arc::new(std::sync::Mutex::new(first));
     let (stop, stopped) = watch::channel(false);
