@@ -328,3 +328,153 @@ async fn given_a_node_holds_an_operator_lease_when_it_stops_renewing_past_the_tt
     tokio::time::timeout(Duration::from_secs(1), a.until_lost()).await.expect("A sees its lease lost");
     assert_eq!(a.placement().await, Placement::Elsewhere { owner: Some("node-b".to_owned()) });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Two `hob serve` processes: what a standby node answers
+// ---------------------------------------------------------------------------------------------
+
+const OPERATOR_TOKEN: &str = "operator-leases-token-0123456789";
+
+/// A `hob serve` process; SIGTERM (a graceful stop) when dropped.
+struct Serve {
+    base: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// An exchange with the demo's three tokens deployed on anvil, `name`'s admin owning it and
+/// `name`'s operator allowed to settle; the `[auth]` and `[chain]` sections naming them.
+async fn serve_chain(name: &str) -> (String, Vec<(&'static str, String)>) {
+    let admin_key = key(&format!("{name}/admin"));
+    let admin = provider(&admin_key);
+    let funding = U256::from(10u128.pow(21));
+    admin.anvil_set_balance(admin_key.address(), funding).await.unwrap();
+    let exchange = *HobExchange::deploy(admin.clone(), key(&format!("{name}/fees")).address(), ESCAPE_PERIOD_S)
+        .await
+        .unwrap()
+        .address();
+    let operator = key(&format!("{name}/operator"));
+    admin.anvil_set_balance(operator.address(), funding).await.unwrap();
+    exec(HobExchange::new(exchange, admin.clone()).setOperator(operator.address(), true)).await;
+    let mut tokens = String::new();
+    for (symbol, decimals) in [("BTC", 8u8), ("ETH", 18), ("USDT", 6)] {
+        let token = TestToken::deploy(admin.clone(), symbol.into(), symbol.into(), decimals).await.unwrap();
+        tokens.push_str(&format!("{symbol} = \"{}\"\n", token.address()));
+    }
+    let chain_id = admin.get_chain_id().await.unwrap();
+    let config = format!(
+        "[auth]\nchain_id = {chain_id}\nexchange_address = \"{exchange}\"\n\n[chain]\nmode = \"rpc\"\nrpc_url = \"{}\"\n\n[chain.tokens]\n{tokens}",
+        anvil::anvil().endpoint_url()
+    );
+    let hex = |k: &alloy::signers::local::PrivateKeySigner| format!("0x{}", alloy::hex::encode(k.to_bytes()));
+    (config, vec![("HOB_OPERATOR_KEY", hex(&operator)), ("HOB_ADMIN_KEY", hex(&admin_key))])
+}
+
+fn start_serve(node: &str, config: &str, keys: &[(&'static str, String)], db: &str, prefix: &str) -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hob.toml");
+    std::fs::write(&file, config).unwrap();
+    let port = servers::free_port();
+    let mongo = |name: &str| format!("mongodb://127.0.0.1:{}/{db}_{name}?replicaSet=secantus", mongo().port);
+    let log = std::fs::File::create(dir.path().join("hob.log")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hob"))
+        .args(["serve", "--workers", "1", "--config", &file.display().to_string()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--store", &mongo("events"), "--views", &mongo("views")])
+        .env("HOB_NODE_ID", node)
+        .env("HOB_LEASE_TTL_MS", LEASE_TTL.as_millis().to_string())
+        .env("HOB_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("HOB_QUEUE", "sqs")
+        .env("HOB_SQS_ENDPOINT", format!("http://127.0.0.1:{}", moto().port))
+        .env("HOB_SQS_CREATE_QUEUES", "true")
+        .env("HOB_SQS_QUEUE_PREFIX", prefix)
+        .env("HOB_SQS_MAX_RECEIVE_COUNT", "100")
+        .env("HOB_SQS_WAIT_TIME_MS", "0")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Serve { base: format!("http://127.0.0.1:{port}"), child, _dir: dir }
+}
+
+/// `GET path` with the operator's token: (status, JSON body or null; 502 if nobody answers).
+async fn get(serve: &Serve, path: &str) -> (u16, serde_json::Value) {
+    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let sent = client
+        .get(format!("{}{path}", serve.base))
+        .insert_header(("authorization", format!("Bearer {OPERATOR_TOKEN}")))
+        .send()
+        .await;
+    let Ok(mut res) = sent else { return (502, serde_json::Value::Null) };
+    let bytes = res.body().limit(1 << 20).await.unwrap_or_default();
+    (res.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Waits until `serve` answers `/readyz` with 200; its checks.
+async fn ready(serve: &Serve) -> serde_json::Value {
+    let log = serve._dir.path().join("hob.log");
+    let what = format!("{} is ready (log: {})", serve.base, log.display());
+    eventually(&what, async || {
+        let (status, body) = get(serve, "/readyz").await;
+        (status == 200).then_some(body["checks"].clone())
+    })
+    .await
+}
+
+fn check<'a>(checks: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    checks.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} in {checks}"))
+}
+
+#[actix_rt::test]
+async fn given_two_hob_serve_nodes_when_asked_then_the_standby_names_the_operators_host_and_takes_over_when_it_stops() {
+    // given node A serving with a chain, then node B on the same store, queues and chain
+    let (config, keys) = serve_chain("serve-leases").await;
+    let (db, prefix) = (format!("serve_{}", std::process::id()), format!("sl{}-", std::process::id()));
+    let a = start_serve("node-a", &config, &keys, &db, &prefix);
+    // (the first to ask takes the lease, a moment after start)
+    eventually("A runs the settlement operator", async || {
+        let on_a = ready(&a).await;
+        (check(&on_a, "settlement_operator")["detail"] == serde_json::Value::Null).then_some(())
+    })
+    .await;
+    let b = start_serve("node-b", &config, &keys, &db, &prefix);
+
+    // when B is asked about the operators
+    let on_b = ready(&b).await;
+    let (status, pipeline) = get(&b, "/operator/settlement").await;
+    let (chain_status, chain) = get(&b, "/operator/chain").await;
+
+    // then B is ready and says A runs them, instead of failing
+    assert_eq!(check(&on_b, "settlement_operator")["ok"], true, "{on_b}");
+    assert_eq!(check(&on_b, "settlement_operator")["detail"], "hosted on node-a", "{on_b}");
+    assert_eq!((status, &pipeline["hosted_on"], &pipeline["running"]), (200, &"node-a".into(), &false.into()));
+    assert_eq!(pipeline["error"], serde_json::Value::Null, "{pipeline}");
+    assert_eq!((chain_status, &chain["admin_hosted_on"]), (200, &"node-a".into()), "{chain}");
+    let (_, on_a_pipeline) = get(&a, "/operator/settlement").await;
+    assert_eq!((&on_a_pipeline["hosted_on"], &on_a_pipeline["running"]), (&serde_json::Value::Null, &true.into()));
+
+    // and when A stops gracefully, B runs the operators
+    drop(a);
+    let taken = eventually("B runs the settlement operator", async || {
+        let (_, pipeline) = get(&b, "/operator/settlement").await;
+        (pipeline["running"] == true).then_some(pipeline)
+    })
+    .await;
+    assert_eq!(taken["hosted_on"], serde_json::Value::Null, "{taken}");
+    assert!(taken["stream"].as_str().is_some_and(|s| s.starts_with("operator:")), "{taken}");
+    let (_, chain) = get(&b, "/operator/chain").await;
+    assert_eq!(chain["admin_hosted_on"], serde_json::Value::Null, "{chain}");
+    let on_b = ready(&b).await;
+    assert_eq!(check(&on_b, "settlement_operator")["detail"], serde_json::Value::Null, "{on_b}");
+}
