@@ -237,7 +237,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
     /// Starts the settlement operator of `config.key`'s wallet on the current arbiter: it
     /// consumes the settlement queue (its group must be this wallet: `settlement_group`) and
     /// settles the trades on `chain`. Start it before trading, so no trade record is sent
-    /// before its consumer is known to the relay.
+    /// before its consumer is known to the relay. Among several nodes (leases) every node
+    /// starts it, and it runs on the one holding its stream's lease (`actors::singleton`).
     pub async fn start_settlement<C: Chain + 'static>(
         &self,
         config: SettlementConfig,
@@ -249,6 +250,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             queue: self.queue.clone(),
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
+            leases: self.registry.leases().cloned(),
         };
         crate::actors::settlement::start(parts, config, chain).await
     }
@@ -261,7 +263,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         logs: Arc<L>,
     ) -> Result<ChainWatcherHandle<S, L>, ActorError> {
         let deps = self.registry.deps().clone();
-        crate::actors::chain_watcher::start(deps, logs, config, self.shutdown.subscribe()).await
+        let leases = self.registry.leases().cloned();
+        crate::actors::chain_watcher::start(deps, logs, config, leases, self.shutdown.subscribe()).await
     }
 
     /// Starts the admin operator of `admin`'s wallet on the current arbiter: it consumes the
@@ -273,6 +276,7 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
             queue: self.queue.clone(),
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.subscribe(),
+            leases: self.registry.leases().cloned(),
         };
         crate::actors::admin_operator::start(parts, admin).await
     }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 pub use self::records::{decode_command, AdminCommand, AdminOutcome, GridRecord, COMMAND_ISSUED};
 use super::deps::{idempotency_key, ActorDeps, ActorError};
 use super::settlement::EngineParts;
+use super::singleton::{Placement, SingletonLease};
 use crate::chain::admin::{AdminChainError, ContractAdmin};
 use crate::domain::UserId;
 use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, StoreError, StreamId};
@@ -232,17 +233,25 @@ impl<S: EventStore + 'static> AdminDesk<S> {
     }
 }
 
-type Current<S> = Arc<Mutex<Addr<AdminOperatorActor<S>>>>;
+/// The running actor's address; `None` while this node stands by (another node holds the
+/// admin operator's lease) or until a failed actor is rebuilt.
+type Current<S> = Arc<Mutex<Option<Addr<AdminOperatorActor<S>>>>>;
 
-fn current<S: EventStore + 'static>(addr: &Current<S>) -> Addr<AdminOperatorActor<S>> {
+fn current<S: EventStore + 'static>(addr: &Current<S>) -> Option<Addr<AdminOperatorActor<S>>> {
     // The lock only guards a swap of the address; a panic cannot leave it half-written.
     addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
-/// The running admin operator.
+fn set_current<S: EventStore + 'static>(addr: &Current<S>, actor: Option<Addr<AdminOperatorActor<S>>>) {
+    *addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = actor;
+}
+
+/// The running admin operator. Among several nodes, the actor runs only on the holder of its
+/// stream's lease; any node issues commands (they go through the `admin` stream and queue).
 pub struct AdminOperatorHandle<S: EventStore + 'static> {
     addr: Current<S>,
     desk: AdminDesk<S>,
+    lease: Arc<SingletonLease<S>>,
     /// The admin wallet.
     pub address: Address,
     /// Commands not carried out (conflicts, refusals) since start.
@@ -255,28 +264,46 @@ impl<S: EventStore + 'static> AdminOperatorHandle<S> {
         self.desk.issue(command).await
     }
 
+    /// What the operator did lately; `HostedElsewhere` naming the node that runs it when
+    /// this node stands by.
     pub async fn inspect(&self) -> Result<AdminView, ActorError> {
-        current(&self.addr).send(InspectAdmin).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+        let Some(addr) = current(&self.addr) else { return Err(self.lease.not_running("admin operator").await) };
+        addr.send(InspectAdmin).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+    }
+
+    /// Whether this node runs the admin operator, or stands by for the node that does.
+    pub async fn placement(&self) -> Placement {
+        match current(&self.addr) {
+            Some(_) => Placement::Here,
+            None => self.lease.placement().await,
+        }
     }
 }
 
 /// Starts the admin operator of `admin`'s wallet on the current arbiter, consuming the admin
-/// queue until the engine shuts down.
+/// queue until the engine shuts down. Among several nodes (leases) it runs only while this
+/// node holds the lease of its stream.
 pub async fn start<S: EventStore + 'static, Q: Queue + 'static>(
     parts: EngineParts<S, Q>,
     admin: ContractAdmin,
 ) -> Result<AdminOperatorHandle<S>, ActorError> {
     let alerts = Arc::new(AtomicU64::new(0));
     let address = admin.admin();
-    let actor = launch(&parts.deps, &admin, &alerts).await?;
+    let lease = Arc::new(SingletonLease::new(parts.leases.clone(), StreamId::admin_operator(UserId(address.0 .0))));
+    // One node: the actor starts now, so a stream that does not load fails the start.
+    let actor = match lease.is_leased() {
+        true => None,
+        false => Some(launch(&parts.deps, &admin, &alerts).await?),
+    };
     let addr = Arc::new(Mutex::new(actor));
     if let Some(tracker) = &parts.tracker {
         tracker.consume_in_process(ADMIN_QUEUE);
     }
     let rebuild = Rebuild { deps: parts.deps.clone(), admin, alerts: alerts.clone() };
-    actix_rt::spawn(consume(parts.queue, addr.clone(), rebuild, parts.tracker, parts.shutdown));
+    let hosting = Hosting { addr: addr.clone(), rebuild, lease: lease.clone() };
+    actix_rt::spawn(consume(parts.queue, hosting, parts.tracker, parts.shutdown));
     let desk = AdminDesk { deps: parts.deps, lock: tokio::sync::Mutex::new(()) };
-    Ok(AdminOperatorHandle { addr, desk, address, alerts })
+    Ok(AdminOperatorHandle { addr, desk, lease, address, alerts })
 }
 
 /// Builds the actor from its stream.
@@ -305,17 +332,64 @@ struct Rebuild<S: EventStore + 'static> {
     alerts: Arc<AtomicU64>,
 }
 
+/// The actor this node runs (if any), how to build it again, and the lease it runs under.
+struct Hosting<S: EventStore + 'static> {
+    addr: Current<S>,
+    rebuild: Rebuild<S>,
+    lease: Arc<SingletonLease<S>>,
+}
+
+impl<S: EventStore + 'static> Hosting<S> {
+    /// Makes sure the actor runs here: stands by until this node holds the lease (at once
+    /// without leases), then rebuilds it from its stream if it is not running. False if the
+    /// engine stopped meanwhile or the actor does not rebuild (retried by the caller).
+    async fn ensure(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        if !self.lease.holds() {
+            // Lost (or never held): whatever this node had in memory may be stale.
+            set_current(&self.addr, None);
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return false,
+                _ = self.lease.until_held() => {}
+            }
+        }
+        if current(&self.addr).is_some_and(|a| a.connected()) {
+            return true;
+        }
+        let Rebuild { deps, admin, alerts } = &self.rebuild;
+        match launch(deps, admin, alerts).await {
+            Ok(fresh) => {
+                set_current(&self.addr, Some(fresh));
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "admin operator does not rebuild; retrying");
+                false
+            }
+        }
+    }
+}
+
 /// Receives admin-queue records and has the actor carry them out, one at a time, in queue
 /// order. A command the chain could not take (or that does not read) goes back to the queue
 /// with everything after it, and is retried; one that never reads ends as a dead letter.
+///
+/// A node that does not hold the lease does not receive at all, rather than receive and
+/// hand every record back: the queue has one group (`admin`), so every record is the
+/// holder's, and each needless receive would count towards the dead-letter limit.
 async fn consume<Q: Queue + 'static, S: EventStore + 'static>(
     queue: Arc<Q>,
-    addr: Current<S>,
-    rebuild: Rebuild<S>,
+    hosting: Hosting<S>,
     tracker: Option<Arc<ConsumeTracker>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
+        if !hosting.ensure(&mut shutdown).await {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = actix_rt::time::sleep(RETRY_AFTER) => {}
+            }
+            continue;
+        }
         let received = tokio::select! {
             _ = shutdown.changed() => return,
             received = queue.receive(ADMIN_QUEUE, 16, Duration::from_millis(200)) => received,
@@ -331,15 +405,17 @@ async fn consume<Q: Queue + 'static, S: EventStore + 'static>(
         let mut failed = false;
         for delivery in deliveries {
             let source = delivery.message.source.clone();
-            let done = if failed {
+            // A lease lost mid-receive: the rest go back for the new holder, in order.
+            let done = if failed || !hosting.lease.holds() {
                 false
             } else {
-                let result = match decode_command(&delivery.message.body) {
-                    Ok(command) => match current(&addr).send(Execute { source: source.clone(), command }).await {
+                let result = match (decode_command(&delivery.message.body), current(&hosting.addr)) {
+                    (Ok(command), Some(actor)) => match actor.send(Execute { source: source.clone(), command }).await {
                         Ok(result) => result,
                         Err(e) => Err(AdminError::Actor(ActorError::Mailbox(e.to_string()))),
                     },
-                    Err(e) => Err(AdminError::Record(e)),
+                    (Ok(_), None) => Err(AdminError::Actor(ActorError::Mailbox("the admin operator stopped".into()))),
+                    (Err(e), _) => Err(AdminError::Record(e)),
                 };
                 match result {
                     Ok(outcome) => {
@@ -347,13 +423,8 @@ async fn consume<Q: Queue + 'static, S: EventStore + 'static>(
                         true
                     }
                     Err(e) => {
+                        // A stopped actor is rebuilt from its stream before the next receive.
                         tracing::warn!(%source, error = %e, "admin command not carried out; retrying");
-                        if matches!(e, AdminError::Actor(_)) && !current(&addr).connected() {
-                            match launch(&rebuild.deps, &rebuild.admin, &rebuild.alerts).await {
-                                Ok(fresh) => *addr.lock().unwrap_or_else(|p| p.into_inner()) = fresh,
-                                Err(e) => tracing::error!(error = %e, "admin operator does not rebuild"),
-                            }
-                        }
                         false
                     }
                 }

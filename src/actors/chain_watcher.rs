@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::deps::{replay_stream, settle_append, ActorDeps, ActorError};
+use super::leases::Leases;
+use super::singleton::{Placement, SingletonLease};
 use crate::chain::deposit_logs::DepositLogs;
 use crate::chain::deposits::{
     decode_watcher_event, encode_transfer_record, encode_watcher_event, TransferRecord, WatcherEvent, WatcherState,
@@ -262,19 +264,50 @@ impl<S: EventStore + 'static, L: DepositLogs + 'static> Handler<InspectWatcher> 
     }
 }
 
+/// The running actor's address; `None` while this node stands by (another node holds the
+/// watcher's lease).
+type Current<S, L> = Arc<std::sync::Mutex<Option<Addr<ChainWatcherActor<S, L>>>>>;
+
+fn current<S: EventStore + 'static, L: DepositLogs + 'static>(
+    addr: &Current<S, L>,
+) -> Option<Addr<ChainWatcherActor<S, L>>> {
+    // The lock only guards a swap of the address; a panic cannot leave it half-written.
+    addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+}
+
+fn set_current<S: EventStore + 'static, L: DepositLogs + 'static>(
+    addr: &Current<S, L>,
+    actor: Option<Addr<ChainWatcherActor<S, L>>>,
+) {
+    *addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = actor;
+}
+
 /// A running watcher: poll it, inspect it, stop it (dropping the handle stops it too).
+/// Among several nodes, it runs only on the holder of its stream's lease.
 pub struct ChainWatcherHandle<S: EventStore + 'static, L: DepositLogs + 'static> {
-    addr: Addr<ChainWatcherActor<S, L>>,
+    addr: Current<S, L>,
+    lease: Arc<SingletonLease<S>>,
     stop: watch::Sender<bool>,
 }
 
 impl<S: EventStore + 'static, L: DepositLogs + 'static> ChainWatcherHandle<S, L> {
+    /// Reads the chain once now; `HostedElsewhere` when another node runs the watcher.
     pub async fn poll_now(&self) -> Result<PollReport, WatcherError> {
-        self.addr.send(Poll).await.map_err(|e| ActorError::Mailbox(e.to_string()))?
+        let Some(addr) = current(&self.addr) else { return Err(self.lease.not_running("chain watcher").await.into()) };
+        addr.send(Poll).await.map_err(|e| ActorError::Mailbox(e.to_string()))?
     }
 
     pub async fn inspect(&self) -> Result<Option<WatcherView>, ActorError> {
-        self.addr.send(InspectWatcher).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+        let Some(addr) = current(&self.addr) else { return Err(self.lease.not_running("chain watcher").await) };
+        addr.send(InspectWatcher).await.map_err(|e| ActorError::Mailbox(e.to_string()))
+    }
+
+    /// Whether this node runs the watcher, or stands by for the node that does.
+    pub async fn placement(&self) -> Placement {
+        match current(&self.addr) {
+            Some(_) => Placement::Here,
+            None => self.lease.placement().await,
+        }
     }
 
     pub fn stop(&self) {
@@ -289,33 +322,81 @@ impl<S: EventStore + 'static, L: DepositLogs + 'static> Drop for ChainWatcherHan
 }
 
 /// Loads the watcher from its stream and polls every `poll_interval` until the handle is
-/// stopped or `shutdown` is set. A failed poll is logged and tried again next period.
+/// stopped or `shutdown` is set. A failed poll is logged and tried again next period. Among
+/// several nodes (`leases`) it is loaded and polls only while this node holds the lease of
+/// its stream, and is dropped when the lease is lost (the next holder reloads the stream).
 pub async fn start<S: EventStore + 'static, L: DepositLogs + 'static>(
     deps: Arc<ActorDeps<S>>,
     logs: Arc<L>,
     config: WatcherConfig,
-    mut shutdown: watch::Receiver<bool>,
+    leases: Option<Arc<Leases<S>>>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<ChainWatcherHandle<S, L>, ActorError> {
-    let every = config.poll_interval;
-    let watcher = Watcher::load(deps, logs, Arc::new(config)).await?;
-    let addr = ChainWatcherActor { watcher: Some(watcher) }.start();
-    let (stop, mut stopped) = watch::channel(false);
-    let ticker = addr.clone();
-    actix_rt::spawn(async move {
+    let config = Arc::new(config);
+    let lease = Arc::new(SingletonLease::new(leases, StreamId::chain(config.chain_id)));
+    // One node: the watcher loads now, so a stream that does not load fails the start.
+    let first = match lease.is_leased() {
+        true => None,
+        false => Some(
+            ChainWatcherActor { watcher: Some(Watcher::load(deps.clone(), logs.clone(), config.clone()).await?) }
+                .start(),
+        ),
+    };
+    let addr: Current<S, L> = Arc::new(std::sync::Mutex::new(first));
+    let (stop, stopped) = watch::channel(false);
+    let ticking = Ticking { addr: addr.clone(), lease: lease.clone(), deps, logs, config };
+    actix_rt::spawn(ticking.run(shutdown, stopped));
+    Ok(ChainWatcherHandle { addr, lease, stop })
+}
+
+/// The poll loop of one node and what it needs to load the watcher when it takes over.
+struct Ticking<S: EventStore + 'static, L: DepositLogs + 'static> {
+    addr: Current<S, L>,
+    lease: Arc<SingletonLease<S>>,
+    deps: Arc<ActorDeps<S>>,
+    logs: Arc<L>,
+    config: Arc<WatcherConfig>,
+}
+
+impl<S: EventStore + 'static, L: DepositLogs + 'static> Ticking<S, L> {
+    async fn run(self, mut shutdown: watch::Receiver<bool>, mut stopped: watch::Receiver<bool>) {
+        let every = self.config.poll_interval;
         loop {
+            if !self.lease.holds() {
+                // Lost (or never held): the cursor in memory may be behind the stream.
+                set_current(&self.addr, None);
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => break,
+                    _ = stopped.wait_for(|s| *s) => break,
+                    _ = self.lease.until_held() => {}
+                }
+            }
+            if current(&self.addr).is_none() {
+                match Watcher::load(self.deps.clone(), self.logs.clone(), self.config.clone()).await {
+                    Ok(watcher) => set_current(&self.addr, Some(ChainWatcherActor { watcher: Some(watcher) }.start())),
+                    Err(e) => tracing::error!(error = %e, "chain watcher does not load its stream; retrying"),
+                }
+            }
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
                 _ = stopped.wait_for(|s| *s) => break,
                 _ = actix_rt::time::sleep(every) => {}
             }
+            // Between two polls: a lease lost during the pause stops the watcher here.
+            let Some(ticker) = current(&self.addr).filter(|_| self.lease.holds()) else { continue };
             match ticker.send(Poll).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "chain watcher poll failed; retrying"),
-                Err(_) => break,
+                Err(_) => set_current(&self.addr, None),
             }
         }
-        // Nothing holds the actor's address after this: it stops.
-        drop(ticker);
-    });
-    Ok(ChainWatcherHandle { addr, stop })
+        // One node: the handle keeps the actor for reads, as before. Several: it stops here,
+        // and if the handle (not the engine) stopped it, the next holder takes over at once.
+        if self.lease.is_leased() {
+            set_current(&self.addr, None);
+            if !*shutdown.borrow() {
+                self.lease.release().await;
+            }
+        }
+    }
 }

@@ -157,6 +157,20 @@ impl<S: EventStore> Leases<S> {
         Ok(taken)
     }
 
+    /// The node holding lease `name` now, if a live one does.
+    pub async fn owner(&self, name: &str) -> Result<Option<String>, ActorError> {
+        Ok(self.store.lease_owner(name, self.clock.now()).await?)
+    }
+
+    /// Gives lease `name` up (what it guarded stopped here), so another node takes it over
+    /// at once instead of after the ttl.
+    pub async fn release_named(&self, name: &str) {
+        self.held().remove(name);
+        if let Err(e) = self.store.release_lease(name, self.config.node.as_str()).await {
+            tracing::warn!(lease = %name, error = %e, "lease not released; it expires after its ttl");
+        }
+    }
+
     /// Whether this node holds lease `name` (as of its last renewal).
     pub fn holds(&self, name: &str) -> bool {
         self.held().contains_key(name)

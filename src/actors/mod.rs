@@ -18,6 +18,7 @@ pub mod order_auths;
 pub mod registry;
 pub mod settlement;
 pub mod settlement_wait;
+pub mod singleton;
 pub mod user;
 
 pub use deps::{idempotency_key, ActorDeps, ActorError, Counters};

@@ -22,6 +22,8 @@ use tokio::sync::{oneshot, watch};
 use self::operator::Operator;
 pub use self::operator::{OperatorCounters, Settle};
 use super::deps::{ActorDeps, ActorError};
+use super::leases::Leases;
+use super::singleton::{Placement, SingletonLease};
 use crate::domain::{MarketId, MarketSpec, UserId};
 use crate::events::{EventStore, StreamId};
 use crate::queue::relay::ConsumeTracker;
@@ -229,38 +231,66 @@ impl<S: EventStore + 'static, C: Chain + 'static> Handler<Stop> for SettlementOp
     }
 }
 
-type Current<S, C> = Arc<std::sync::Mutex<Addr<SettlementOperatorActor<S, C>>>>;
+/// The running actor's address; `None` while this node stands by (another node holds the
+/// operator's lease) or between losing the lease and taking it again.
+type Current<S, C> = Arc<std::sync::Mutex<Option<Addr<SettlementOperatorActor<S, C>>>>>;
 
-fn current<S: EventStore + 'static, C: Chain + 'static>(shared: &Current<S, C>) -> Addr<SettlementOperatorActor<S, C>> {
+fn current<S: EventStore + 'static, C: Chain + 'static>(
+    shared: &Current<S, C>,
+) -> Option<Addr<SettlementOperatorActor<S, C>>> {
     // A poisoned lock only means a panic while swapping an address in; the address is whole.
     shared.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+fn set_current<S: EventStore + 'static, C: Chain + 'static>(
+    shared: &Current<S, C>,
+    addr: Option<Addr<SettlementOperatorActor<S, C>>>,
+) {
+    *shared.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+}
+
 /// A running operator: its actor (restarted by a supervisor if it stops) and its consumer.
+/// Among several nodes, the actor runs only on the holder of the operator's lease.
 pub struct SettlementHandle<S: EventStore + 'static, C: Chain + 'static> {
     addr: Current<S, C>,
     stop: watch::Sender<bool>,
+    lease: Arc<SingletonLease<S>>,
     pub address: Address,
     pub alerts: Arc<Alerts>,
     pub counters: Arc<OperatorCounters>,
 }
 
 impl<S: EventStore + 'static, C: Chain + 'static> SettlementHandle<S, C> {
+    /// The live state; `HostedElsewhere` naming the node that runs the operator when this
+    /// node stands by.
     pub async fn inspect(&self) -> Result<OperatorView, ActorError> {
-        let view = current(&self.addr).send(InspectOperator).await.map_err(|e| ActorError::Mailbox(e.to_string()))?;
+        let Some(addr) = current(&self.addr) else { return Err(self.lease.not_running("settlement operator").await) };
+        let view = addr.send(InspectOperator).await.map_err(|e| ActorError::Mailbox(e.to_string()))?;
         view.ok_or_else(|| ActorError::Mailbox("the operator stopped".into()))
     }
 
-    /// Whether the actor is running now (between a failure and its restart it is not).
+    /// Whether the actor is running on this node now (between a failure and its restart, or
+    /// while another node holds the lease, it is not).
     pub fn running(&self) -> bool {
-        current(&self.addr).connected()
+        current(&self.addr).is_some_and(|a| a.connected())
+    }
+
+    /// Whether this node runs the operator, or stands by for the node that does.
+    pub async fn placement(&self) -> Placement {
+        match current(&self.addr) {
+            Some(_) => Placement::Here,
+            None => self.lease.placement().await,
+        }
     }
 
     /// Stops the supervisor, the consumer and the actor (as a crash would, between two
-    /// messages); the stream stays, and a new `start` continues from it.
+    /// messages); the stream stays, and a new `start` continues from it. Among several nodes
+    /// the lease is given up once the actor stopped, so another node takes over at once.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
-        current(&self.addr).do_send(Stop);
+        if let Some(addr) = current(&self.addr) {
+            addr.do_send(Stop);
+        }
     }
 }
 
@@ -279,11 +309,14 @@ pub struct EngineParts<S: EventStore + 'static, Q: Queue + 'static> {
     pub tracker: Option<Arc<ConsumeTracker>>,
     /// The engine's shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Set when several nodes share the store: the operator runs only under its lease.
+    pub leases: Option<Arc<Leases<S>>>,
 }
 
 /// Starts the operator for `config.key`'s wallet on the current arbiter: checks the
 /// configuration and the chain, rebuilds the operator from its stream, and consumes the
-/// settlement queue until stopped.
+/// settlement queue until stopped. Among several nodes (leases) the operator is rebuilt
+/// and run only while this node holds the lease of its stream; until then it stands by.
 pub async fn start<S: EventStore + 'static, Q: Queue + 'static, C: Chain + 'static>(
     parts: EngineParts<S, Q>,
     config: SettlementConfig,
@@ -304,6 +337,7 @@ pub async fn start<S: EventStore + 'static, Q: Queue + 'static, C: Chain + 'stat
     }
     let alerts = Arc::new(Alerts::new(config.alert_webhook.clone()));
     let counters = Arc::new(OperatorCounters::default());
+    let lease = Arc::new(SingletonLease::new(parts.leases, StreamId::operator(UserId(address.0 .0))));
     let recipe = Recipe {
         config,
         chain_id: actual,
@@ -313,12 +347,21 @@ pub async fn start<S: EventStore + 'static, Q: Queue + 'static, C: Chain + 'stat
         alerts: alerts.clone(),
         counters: counters.clone(),
     };
-    let (addr, stopped) = recipe.launch().await?;
-    let addr = Arc::new(std::sync::Mutex::new(addr));
+    let addr: Current<S, C> = Arc::new(std::sync::Mutex::new(None));
+    // One node: the operator starts now, so a stream that does not load fails the start.
+    let first = match lease.is_leased() {
+        true => None,
+        false => {
+            let (started, stopped) = recipe.launch().await?;
+            set_current(&addr, Some(started));
+            Some(stopped)
+        }
+    };
     let (stop, own_stop) = watch::channel(false);
     actix_rt::spawn(consume(parts.queue, addr.clone(), parts.tracker, parts.shutdown.clone(), own_stop.clone()));
-    actix_rt::spawn(supervise(recipe, addr.clone(), stopped, parts.shutdown, own_stop));
-    Ok(SettlementHandle { addr, stop, address, alerts, counters })
+    let stops = Stops { shutdown: parts.shutdown, stop: own_stop };
+    actix_rt::spawn(host(recipe, addr.clone(), first, lease.clone(), stops));
+    Ok(SettlementHandle { addr, stop, lease, address, alerts, counters })
 }
 
 /// Everything an operator is built from, kept to build it again after it stopped.
@@ -353,43 +396,148 @@ impl<S: EventStore + 'static, C: Chain + 'static> Recipe<S, C> {
     }
 }
 
-/// Restarts the actor whenever it stops on its own (a failed append: another writer, a
-/// store error), rebuilding it from its stream, until the engine or the handle stops it.
-async fn supervise<S: EventStore + 'static, C: Chain + 'static>(
+/// The engine's shutdown and the handle's own stop.
+struct Stops {
+    shutdown: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Stops {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow() || *self.stop.borrow()
+    }
+
+    /// Resolves once either is set.
+    async fn until_stopping(&mut self) {
+        let (shutdown, stop) = (&mut self.shutdown, &mut self.stop);
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+/// Why a supervised run of the operator ended.
+enum RunEnded {
+    /// The engine or the handle stopped it.
+    Stopped,
+    /// Another node has the lease now (or this node could not renew it in time).
+    LeaseLost,
+}
+
+/// Runs the operator on this node while it holds the lease (always, without leases):
+/// stands by until the lease is held, rebuilds the operator from its stream, supervises it,
+/// and stops it when the lease is lost, then stands by again. `first` is an actor already
+/// started (one node).
+async fn host<S: EventStore + 'static, C: Chain + 'static>(
     recipe: Recipe<S, C>,
     addr: Current<S, C>,
-    mut stopped: oneshot::Receiver<()>,
-    mut shutdown: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
+    mut first: Option<oneshot::Receiver<()>>,
+    lease: Arc<SingletonLease<S>>,
+    mut stops: Stops,
 ) {
+    loop {
+        let stopped = match first.take() {
+            Some(stopped) => stopped,
+            None => {
+                tokio::select! {
+                    _ = stops.until_stopping() => return,
+                    _ = lease.until_held() => {}
+                }
+                match relaunch(&recipe, &addr, &lease, &mut stops).await {
+                    Some(stopped) => stopped,
+                    None if stops.stopping() => return,
+                    None => continue,
+                }
+            }
+        };
+        let (ended, stopped) = supervise(&recipe, &addr, stopped, &lease, &mut stops).await;
+        // The actor finishes the step it is in (its handlers hold it until their store and
+        // chain calls are done) and stops before the next one: nothing is left half-sent,
+        // and the next holder rebuilds every transaction in flight from the stream.
+        if let Some(actor) = current(&addr) {
+            actor.do_send(Stop);
+        }
+        if let Some(stopped) = stopped {
+            let _ = actix_rt::time::timeout(STOP_WAIT, stopped).await;
+        }
+        if lease.is_leased() {
+            set_current(&addr, None);
+        }
+        match ended {
+            RunEnded::Stopped => {
+                lease.release().await;
+                return;
+            }
+            RunEnded::LeaseLost => tracing::warn!("settlement operator stopped here: another node holds its lease"),
+        }
+    }
+}
+
+/// How long a stopping operator may take to finish its step before the lease is given up
+/// anyway (the append's expected version still refuses a late write).
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Rebuilds and starts the actor once this node holds the lease, retrying with backoff
+/// while the stream does not load; `None` if stopped or the lease was lost meanwhile.
+async fn relaunch<S: EventStore + 'static, C: Chain + 'static>(
+    recipe: &Recipe<S, C>,
+    addr: &Current<S, C>,
+    lease: &SingletonLease<S>,
+    stops: &mut Stops,
+) -> Option<oneshot::Receiver<()>> {
+    let mut failures = 0u32;
+    loop {
+        if stops.stopping() || !lease.holds() {
+            return None;
+        }
+        match recipe.launch().await {
+            Ok((started, stopped)) => {
+                set_current(addr, Some(started));
+                return Some(stopped);
+            }
+            Err(e) => tracing::error!(error = %e, "settlement operator does not rebuild; retrying"),
+        }
+        failures = failures.saturating_add(1);
+        let pause = Duration::from_millis(recipe.config.backoff.delay_ms(failures, 0));
+        tokio::select! {
+            _ = stops.until_stopping() => return None,
+            _ = actix_rt::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Restarts the actor whenever it stops on its own (a failed append: another writer, a
+/// store error), rebuilding it from its stream, until the engine or the handle stops it or
+/// the lease is lost. Hands back the running actor's stop signal, if there is one.
+async fn supervise<S: EventStore + 'static, C: Chain + 'static>(
+    recipe: &Recipe<S, C>,
+    addr: &Current<S, C>,
+    mut stopped: oneshot::Receiver<()>,
+    lease: &SingletonLease<S>,
+    stops: &mut Stops,
+) -> (RunEnded, Option<oneshot::Receiver<()>>) {
     let mut restarts = 0u32;
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = stop.changed() => break,
+            _ = stops.until_stopping() => return (RunEnded::Stopped, Some(stopped)),
+            _ = lease.until_lost() => return (RunEnded::LeaseLost, Some(stopped)),
             _ = &mut stopped => {}
         }
-        if *shutdown.borrow() || *stop.borrow() {
-            break;
+        set_current(addr, None);
+        restarts = restarts.saturating_add(1);
+        crate::actors::Counters::bump(&recipe.deps.counters.restarts);
+        let pause = Duration::from_millis(recipe.config.backoff.delay_ms(restarts, 0));
+        tokio::select! {
+            _ = stops.until_stopping() => return (RunEnded::Stopped, None),
+            _ = actix_rt::time::sleep(pause) => {}
         }
-        loop {
-            restarts = restarts.saturating_add(1);
-            crate::actors::Counters::bump(&recipe.deps.counters.restarts);
-            actix_rt::time::sleep(Duration::from_millis(recipe.config.backoff.delay_ms(restarts, 0))).await;
-            if *shutdown.borrow() || *stop.borrow() {
-                return;
-            }
-            match recipe.launch().await {
-                Ok((started, tell)) => {
-                    *addr.lock().unwrap_or_else(|e| e.into_inner()) = started;
-                    stopped = tell;
-                    break;
-                }
-                Err(e) => tracing::error!(error = %e, "settlement operator does not rebuild; retrying"),
-            }
+        match relaunch(recipe, addr, lease, stops).await {
+            Some(fresh) => stopped = fresh,
+            None if stops.stopping() => return (RunEnded::Stopped, None),
+            None => return (RunEnded::LeaseLost, None),
         }
     }
-    current(&addr).do_send(Stop);
 }
 
 /// Receives settlement-queue records and hands them to the operator in queue order, until
@@ -404,7 +552,20 @@ async fn consume<Q: Queue + 'static, S: EventStore + 'static, C: Chain + 'static
 ) {
     const MAX_RECEIVE: usize = 256;
     const RETRY_AFTER: Duration = Duration::from_millis(200);
+    // A node that does not run the operator does not receive at all, rather than receive
+    // and hand every record back: the queue has one group (the operator wallet), so every
+    // record is the lease holder's, and each needless receive would count towards the
+    // dead-letter limit and hold the group away from the holder for a moment.
+    const STANDBY_PAUSE: Duration = Duration::from_millis(100);
     while !*shutdown.borrow() && !*stop.borrow() {
+        let Some(actor) = current(&addr) else {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = stop.changed() => return,
+                _ = actix_rt::time::sleep(STANDBY_PAUSE) => {}
+            }
+            continue;
+        };
         let received = tokio::select! {
             _ = shutdown.changed() => return,
             _ = stop.changed() => return,
@@ -422,7 +583,7 @@ async fn consume<Q: Queue + 'static, S: EventStore + 'static, C: Chain + 'static
         let taken = if items.is_empty() {
             Ok(true)
         } else {
-            match current(&addr).send(Deliveries { items }).await {
+            match actor.send(Deliveries { items }).await {
                 Ok(result) => result,
                 Err(e) => Err(ActorError::Mailbox(e.to_string())),
             }

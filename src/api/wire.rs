@@ -570,7 +570,14 @@ pub struct Health {
 pub struct HealthCheck {
     pub name: String,
     pub ok: bool,
+    /// Why it failed; on a passing check, a note (e.g. the node the operator runs on).
     pub detail: Option<String>,
+}
+
+impl HealthCheck {
+    pub fn ok(name: &str) -> HealthCheck {
+        HealthCheck { name: name.to_owned(), ok: true, detail: None }
+    }
 }
 
 /// `POST /api/v1/withdrawals`: the wallet's own EIP-712 `Withdrawal` (never an agent's), as

@@ -223,7 +223,15 @@
       : (chain.paused === null ? "unknown" : chain.paused ? "PAUSED" : "running") + " (" + chain.mode + ")";
     const pairs = [
       ["operator", el("span", { class: "hash" }, s.operator), "operator"],
-      ["actor", s.running ? badge("running", "good") : badge("stopped", "bad"), "running"],
+      [
+        "actor",
+        s.hosted_on
+          ? badge("on " + s.hosted_on, "good")
+          : s.running
+            ? badge("running", "good")
+            : badge("stopped", "bad"),
+        "running",
+      ],
       ["stream", s.stream + " v" + s.version, "stream"],
       ["queued trades", String(s.queued_trades), "queued-trades"],
       ["queued withdrawals", String(s.queued_withdrawals), "queued-withdrawals"],

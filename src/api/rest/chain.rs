@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actors::admin_operator::AdminCommand;
+use crate::actors::ActorError;
 use crate::api::auth::Operator;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::state::AppState;
@@ -85,7 +86,10 @@ pub struct ChainStatus {
     /// Configured markets the contract does not hold (yet).
     pub unregistered_markets: Vec<String>,
     pub admin_operator: String,
+    /// Empty on a standby node.
     pub admin_stream: String,
+    /// Set on a standby node (several nodes): the node that runs the admin operator.
+    pub admin_hosted_on: Option<String>,
     /// Admin commands not carried out (conflicts, refusals) since start.
     pub admin_alerts: u64,
     pub settlement_alerts: u64,
@@ -101,7 +105,13 @@ pub struct ChainStatus {
 #[get("/chain")]
 pub async fn chain_status(state: web::Data<AppState>, _: Operator) -> Json<ChainStatus> {
     let chain = state.chain()?;
-    let view = chain.admin.inspect().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    // A standby node (several nodes) answers with what the chain says and where the admin
+    // operator runs; its recent outcomes are on that node.
+    let (view, admin_hosted_on) = match chain.admin.inspect().await {
+        Ok(view) => (Some(view), None),
+        Err(ActorError::HostedElsewhere { owner, .. }) => (None, Some(owner.unwrap_or_else(|| "another node".into()))),
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
     let (paused, latest_block, unregistered, error) =
         match (chain.link.admin.paused().await, chain.link.probe().await, chain.unregistered().await) {
             (Ok(p), Ok(b), Ok(u)) => (Some(p), Some(b), u, None),
@@ -118,12 +128,14 @@ pub async fn chain_status(state: web::Data<AppState>, _: Operator) -> Json<Chain
         latest_block,
         error,
         unregistered_markets: unregistered,
-        admin_operator: view.address.to_checksum(None),
-        admin_stream: view.stream.to_string(),
+        admin_operator: chain.admin.address.to_checksum(None),
+        admin_stream: view.as_ref().map(|v| v.stream.to_string()).unwrap_or_default(),
+        admin_hosted_on,
         admin_alerts: chain.admin.alerts.load(std::sync::atomic::Ordering::Relaxed),
         settlement_alerts: chain.settlement.alerts.count(),
         recent: view
-            .recent
+            .map(|v| v.recent)
+            .unwrap_or_default()
             .into_iter()
             .map(|(version, outcome)| AdminOutcomeInfo {
                 version,

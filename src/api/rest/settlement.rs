@@ -6,6 +6,7 @@ use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::actors::ActorError;
 use crate::api::auth::Operator;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::state::AppState;
@@ -70,8 +71,11 @@ pub struct SettlementPipeline {
     pub operator: String,
     pub stream: String,
     pub version: u64,
-    /// False between a failure of the operator actor and its restart.
+    /// False between a failure of the operator actor and its restart, and on a standby node.
     pub running: bool,
+    /// Set on a standby node (several nodes): the node that runs the operator ("another
+    /// node" if it could not be read); the operator's fields are then empty.
+    pub hosted_on: Option<String>,
     /// Trades taken from the settlement queue and not yet in a batch.
     pub queued_trades: usize,
     /// Withdrawals held until the chain answers.
@@ -134,6 +138,7 @@ pub async fn pipeline(state: web::Data<AppState>, _: Operator) -> Json<Settlemen
         stream: String::new(),
         version: 0,
         running: handle.running(),
+        hosted_on: None,
         queued_trades: 0,
         queued_withdrawals: 0,
         open_batch: None,
@@ -153,6 +158,11 @@ pub async fn pipeline(state: web::Data<AppState>, _: Operator) -> Json<Settlemen
     // the alerts and the node's view are still worth seeing then.
     let view = match handle.inspect().await {
         Ok(view) => view,
+        Err(ActorError::HostedElsewhere { owner, .. }) => {
+            // Not an error: another node runs the operator, and this page says which.
+            pipeline.hosted_on = Some(owner.unwrap_or_else(|| "another node".to_owned()));
+            return Ok(web::Json(pipeline));
+        }
         Err(e) => {
             pipeline.error = Some(format!("the settlement operator did not answer: {e}"));
             return Ok(web::Json(pipeline));

@@ -2,6 +2,7 @@
 
 use actix_web::{get, web, HttpResponse};
 
+use crate::actors::singleton::Placement;
 use crate::api::error::ApiError;
 use crate::api::metrics::gauge_value;
 use crate::api::readiness::{Readiness, CHECK_DEADLINE};
@@ -45,6 +46,18 @@ pub async fn readyz(state: web::Data<AppState>, readiness: web::Data<Readiness>)
             false => Err(format!("not registered on-chain yet: {}", missing.join(", "))),
         });
         checks.push(check("chain_markets", markets));
+        // Among several nodes one runs the operators; a standby node is ready all the same
+        // (it serves trading) and says where the operator runs instead.
+        let operator = match chain.settlement.placement().await {
+            Placement::Here if chain.settlement.running() => HealthCheck::ok("settlement_operator"),
+            Placement::Here => check("settlement_operator", Err("stopped here; it restarts".to_owned())),
+            Placement::Elsewhere { owner } => HealthCheck {
+                name: "settlement_operator".to_owned(),
+                ok: true,
+                detail: Some(format!("hosted on {}", owner.as_deref().unwrap_or("another node"))),
+            },
+        };
+        checks.push(operator);
     }
     if *state.stopping.borrow() {
         checks.push(HealthCheck { name: "server".to_owned(), ok: false, detail: Some("stopping".to_owned()) });
