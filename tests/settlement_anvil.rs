@@ -647,8 +647,9 @@ async fn three_batches_in_flight_at_consecutive_nonces_land_in_one_block_in_orde
     assert_eq!(mined, vec![(0, true), (1, true), (2, true)]);
     assert_eq!(v.next_batch_index().await, 3);
     assert_eq!(v.admin.get_transaction_count(v.operator.address()).await.unwrap(), first_nonce + 3);
-    // and the vault equals the ledgers: 3 lots moved, fees of three 1,000-notional trades
-    assert_eq!(balance(&v.engine, v.alice.user, base()).await.available, Amount(3 * BASE_LOT));
+    // and the vault equals the ledgers (once the users applied the confirmations): 3 lots
+    // moved, fees of three 1,000-notional trades
     v.assert_vault_equals_ledger(3 * (1_000 * 20 / 10_000 + 1_000 * 10 / 10_000)).await;
+    assert_eq!(balance(&v.engine, v.alice.user, base()).await.available, Amount(3 * BASE_LOT));
     assert_eq!(v.handle.alerts.count(), 0);
 }
