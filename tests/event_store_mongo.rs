@@ -187,6 +187,27 @@ async fn racing_appends_to_many_streams_get_outbox_ids_in_commit_order() {
     assert_eq!(after, all[10..].to_vec());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_outbox_records_are_deleted_so_the_collection_holds_only_what_is_in_transit() {
+    // Given three appends with an outbox record each,
+    let db = fresh_db("outbox_retention");
+    let store = store(&db).await;
+    let stream = market("RETAIN");
+    for round in 0..3 {
+        store.append(with_outbox(append(&stream, round, vec![filled(round)]), &round.to_string())).await.unwrap();
+    }
+    let all = store.fetch_unpublished(100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    // when the first two are marked published (and an id never handed out with them),
+    store.mark_published(&[all[0].id, all[1].id, u64::MAX]).await.unwrap();
+    // then their documents are gone, the third waits, and marking again changes nothing.
+    let outbox = store.database().collection::<Document>("outbox");
+    assert_eq!(outbox.count_documents(doc! {}).await.unwrap(), 1);
+    assert_eq!(store.fetch_unpublished(100).await.unwrap(), all[2..].to_vec());
+    store.mark_published(&[all[0].id]).await.unwrap();
+    assert_eq!(outbox.count_documents(doc! {}).await.unwrap(), 1);
+}
+
 /// Arms the server's `failCommand` fail point for the client named `app` only, so tests
 /// running beside this one on the same server are not hit.
 async fn fail_next(app: &str, command: &str, code: i32, labels: &[&str]) {

@@ -548,12 +548,30 @@ impl EventStore for MongoEventStore {
         if ids.is_empty() {
             return Ok(());
         }
-        self.outbox()
-            .update_many(doc! { "_id": { "$in": ids } }, doc! { "$set": { "published": true } })
-            .write_concern(mongodb::options::WriteConcern::majority())
-            .await
-            .map_err(backend)?;
-        Ok(())
+        // Published records are deleted, so the collection holds only what is in transit. In
+        // one transaction: the relay numbers an append's records by their position among the
+        // unpublished ones it reads, so half an append deleted (a crash between documents)
+        // would renumber the rest under dedup ids their siblings already used.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut session = mongo_tx::begin(&self.client).await.map_err(backend)?;
+            let deleted = self.outbox().delete_many(doc! { "_id": { "$in": &ids } }).session(&mut session).await;
+            let result = match deleted {
+                Ok(_) => mongo_tx::commit(&mut session).await,
+                Err(e) => {
+                    mongo_tx::abort(session).await;
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if mongo_tx::classify(&e) == mongo_tx::Failure::Retry && attempt < mongo_tx::MAX_ATTEMPTS => {
+                    tokio::time::sleep(mongo_tx::backoff(attempt)).await;
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
     }
 
     async fn mark_processed(&self, consumer: &str, stream: &StreamId, version: u64) -> Result<bool, StoreError> {
