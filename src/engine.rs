@@ -302,7 +302,20 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
 
     async fn user_op(&self, user: UserId, op: UserOp) -> Result<UserReply, EngineError> {
         let request = UserRequest { op, source: None, correlation_id: Uuid::now_v7() };
-        Ok(self.registry.send_user(user, request).await??)
+        let sent = self.registry.send_user(user, request).await;
+        Ok(self.claim_if_elsewhere(sent).await??)
+    }
+
+    /// A user's request (API, WebSocket) reached this node while another hosts the user: ask
+    /// for the user's lease, so the retry the refusal invites is served here. Clients are
+    /// routed by user (a sticky load balancer), so the account follows its client; a user's
+    /// actor may have been placed elsewhere by queue traffic (a fill, a deposit) or by an
+    /// earlier route. Queue consumers never ask: records follow the account, not the reverse.
+    async fn claim_if_elsewhere<T>(&self, sent: Result<T, ActorError>) -> Result<T, ActorError> {
+        if let Err(ActorError::HostedElsewhere { stream, .. }) = &sent {
+            self.registry.request_lease(stream).await;
+        }
+        sent
     }
 
     pub async fn deposit(&self, user: UserId, asset: AssetId, amount: Amount) -> Result<UserReply, EngineError> {
@@ -421,7 +434,8 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
 
     /// The user's live state: balances, open orders, nonces.
     pub async fn user(&self, user: UserId) -> Result<UserView, EngineError> {
-        Ok(self.registry.send_user(user, InspectUser).await?)
+        let sent = self.registry.send_user(user, InspectUser).await;
+        Ok(self.claim_if_elsewhere(sent).await?)
     }
 
     /// The order a client order id names (open, or among the recently closed).

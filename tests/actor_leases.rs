@@ -130,3 +130,33 @@ async fn given_node_a_shuts_down_gracefully_when_b_asks_then_b_hosts_at_once() {
     let (_, users) = a.registry.running().await;
     assert!(users.is_empty(), "A stopped its actors");
 }
+
+#[actix_rt::test]
+async fn given_node_a_hosts_a_user_when_b_asks_for_it_then_a_hands_it_over_at_its_next_renewal() {
+    let (_store, clock, a, b) = setup();
+    let user = StreamId::user(alice());
+    a.registry.send_user(alice(), deposit(100)).await.unwrap().unwrap();
+
+    // B is refused, and asks for the lease (what the engine does for an API request);
+    let refused = b.registry.send_user(alice(), deposit(5)).await;
+    assert!(matches!(refused, Err(ActorError::HostedElsewhere { .. })), "{refused:?}");
+    b.registry.request_lease(&user).await;
+    // A keeps serving until its next renewal, which hands the lease over and stops its actor.
+    a.registry.send_user(alice(), deposit(1)).await.unwrap().unwrap();
+    after(&clock, TTL / 3);
+    assert_eq!(a.registry.renew_leases().await, vec![format!("lock:{user}")]);
+    let (_, users) = a.registry.running().await;
+    assert!(users.is_empty(), "A stopped the user's actor");
+
+    // Then B hosts the user at once, with everything A stored, and A is refused naming B.
+    b.registry.send_user(alice(), deposit(10)).await.unwrap().unwrap();
+    let view = b.registry.send_user(alice(), hob::actors::InspectUser).await.unwrap();
+    assert_eq!(view.state.account().balance(AssetId::new("USDT").unwrap()).available, Amount(111));
+    let refused = a.registry.send_user(alice(), deposit(1)).await;
+    assert!(
+        matches!(refused, Err(ActorError::HostedElsewhere { ref owner, .. }) if owner.as_deref() == Some("node-b"))
+    );
+    // The ask was used up: B keeps the lease at its renewals.
+    after(&clock, TTL / 3);
+    assert!(b.registry.renew_leases().await.is_empty());
+}

@@ -196,6 +196,11 @@ impl EventStore for FaultyStore {
         self.alive()?;
         self.inner.renew_lease(name, owner, ttl, now).await
     }
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.request_lease(name, by, now).await
+    }
+
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         self.alive()?;
         self.inner.release_lease(name, owner).await

@@ -375,6 +375,10 @@ impl EventStore for CrashingStore {
     ) -> Result<bool, StoreError> {
         self.inner.renew_lease(name, owner, ttl, now).await
     }
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.request_lease(name, by, now).await
+    }
+
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         self.inner.release_lease(name, owner).await
     }

@@ -215,6 +215,24 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
     // a user's command on the other node is refused with a typed error naming its host
     let refused = place(nodes[1].as_ref().unwrap(), BUYERS[0], "buy", 1).await;
     assert!(matches!(&refused, Placed::Elsewhere(m) if m.contains("node-a")), "node-b refuses node-a's user");
+    // ... and asks for the user's lease, which node-a hands over at its next renewal
+    let store = MongoEventStore::connect(&db(mongo.port, "two_events"), "two_events").await.unwrap();
+    let lease = format!("lock:user:{}", BUYERS[0]);
+    let owner = || async { store.lease_owner(&lease, chrono::Utc::now()).await.unwrap() };
+    eventually("node-a hands the user to node-b", Duration::from_secs(30), || async {
+        owner().await.as_deref() == Some("node-b")
+    })
+    .await;
+    // the user's client stays with node-a, whose next requests ask for it back: the account
+    // follows its client
+    let faucet = json!({ "user": BUYERS[0], "asset": "USDT", "amount": "1" });
+    eventually("node-a serves its user again", Duration::from_secs(30), || async {
+        let (status, _) =
+            call(nodes[0].as_ref().unwrap(), Method::POST, "/api/v1/dev/faucet", None, Some(faucet.clone())).await;
+        status.is_success()
+    })
+    .await;
+    assert_eq!(owner().await.as_deref(), Some("node-a"));
 
     let nonces: Nonces = BUYERS.iter().chain(&SELLERS).map(|u| (*u, Cell::new(1))).collect();
     let mut acked: BTreeMap<u64, &'static str> = BTreeMap::new();
@@ -223,7 +241,6 @@ async fn given_two_nodes_when_the_market_host_is_killed_mid_load_then_the_surviv
     for _ in 0..ROUNDS_BEFORE_KILL {
         record(&mut acked, round(&nodes, &nonces).await);
     }
-    let store = MongoEventStore::connect(&db(mongo.port, "two_events"), "two_events").await.unwrap();
     eventually("the orders cross through the SQS market queue", Duration::from_secs(60), || async {
         !order_ids_of(&market_events(&store).await, "market.Traded", &["taker_order"]).is_empty()
     })

@@ -147,6 +147,15 @@ impl<S: EventStore> Leases<S> {
         Err(ActorError::HostedElsewhere { stream: stream.clone(), owner })
     }
 
+    /// Asks the node holding `stream`'s lease to hand it to this node at its next renewal
+    /// (within a third of the ttl); its actor there stops, and this node hosts the stream at
+    /// its next message for it. For the API: a client the load balancer routes here finds its
+    /// account here on a retry, wherever queue traffic or an earlier route had placed it.
+    pub async fn request(&self, stream: &StreamId) -> Result<(), ActorError> {
+        let name = lease_name(stream);
+        Ok(self.store.request_lease(&name, self.config.node.as_str(), self.clock.now()).await?)
+    }
+
     /// Takes (or keeps) lease `name` for this node; false if another live node holds it.
     pub async fn acquire_named(&self, name: &str) -> Result<bool, ActorError> {
         let now = self.clock.now();

@@ -95,6 +95,16 @@ impl<S: EventStore + 'static> Registry<S> {
 
     /// One renewal pass: renews every held lease and forgets the actors whose lease is lost
     /// (and the order-id slot, if its lease is). Returns the names of the lost leases.
+    /// Asks for the lease of a stream hosted on another node (see [`Leases::request`]); a
+    /// no-op without leases. A failure only means the ask is not recorded: the caller's own
+    /// refusal stands either way, so it is logged, not returned.
+    pub async fn request_lease(&self, stream: &StreamId) {
+        let Some(leases) = &self.leases else { return };
+        if let Err(e) = leases.request(stream).await {
+            tracing::warn!(%stream, error = %e, "could not ask for the lease of a stream hosted elsewhere");
+        }
+    }
+
     pub async fn renew_leases(&self) -> Vec<String> {
         let Some(leases) = &self.leases else { return Vec::new() };
         let lost = leases.renew_all().await;

@@ -100,7 +100,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "hosted_elsewhere",
-            message: format!("{stream} is hosted by {at}; route this user's requests there, or retry"),
+            message: format!("{stream} is hosted by {at}; this node asked for it: retry shortly"),
             retry_after_ms: Some(HOSTED_ELSEWHERE_RETRY_MS),
         }
     }

@@ -79,6 +79,7 @@ pub async fn run_all<S: EventStore>(make: impl Fn() -> S) {
     outbox_is_delivered_in_commit_order(&make()).await;
     processed_events_insert_once(&make()).await;
     leases_expire_and_pass_on(&make()).await;
+    a_lease_passes_to_the_node_that_asks_at_its_holders_next_renewal(&make()).await;
     streams_read_in_pages(&make()).await;
 }
 
@@ -276,4 +277,32 @@ pub async fn leases_expire_and_pass_on<S: EventStore>(store: &S) {
         !ok("expired renew", store.renew_lease("relay", "a", ttl, now + TimeDelta::seconds(31))).await,
         "an expired lease cannot be renewed"
     );
+}
+
+pub async fn a_lease_passes_to_the_node_that_asks_at_its_holders_next_renewal<S: EventStore>(store: &S) {
+    let ttl = Duration::from_secs(10);
+    let now = t0();
+    let at = |s: i64| now + TimeDelta::seconds(s);
+    // Given a holds the lease; asking for a free, expired or own lease changes nothing,
+    ok("nobody holds it", store.request_lease("user", "b", now)).await;
+    assert!(ok("a acquires", store.acquire_lease("user", "a", ttl, now)).await);
+    ok("a asks for its own", store.request_lease("user", "a", at(1))).await;
+    assert!(ok("a renews", store.renew_lease("user", "a", ttl, at(2))).await);
+    // when b asks for it,
+    ok("b asks", store.request_lease("user", "b", at(3))).await;
+    assert_eq!(ok("still a's until renewal", store.lease_owner("user", at(3))).await.as_deref(), Some("a"));
+    assert!(!ok("b cannot take it yet", store.acquire_lease("user", "b", ttl, at(3))).await);
+    assert!(!ok("someone else's renewal", store.renew_lease("user", "c", ttl, at(3))).await);
+    // then a's next renewal hands it over: refused to a, b's for a ttl from then.
+    assert!(!ok("a's renewal hands over", store.renew_lease("user", "a", ttl, at(4))).await);
+    assert_eq!(ok("b's now", store.lease_owner("user", at(4))).await.as_deref(), Some("b"));
+    assert!(!ok("a cannot renew", store.renew_lease("user", "a", ttl, at(5))).await);
+    assert!(!ok("a cannot take it back", store.acquire_lease("user", "a", ttl, at(5))).await);
+    assert!(ok("b takes what it was handed", store.acquire_lease("user", "b", ttl, at(5))).await);
+    assert!(ok("b renews: the ask was used up", store.renew_lease("user", "b", ttl, at(6))).await);
+    // An ask the holder never answers (it died) dies with the lease: whoever takes the
+    // expired lease keeps it.
+    ok("a asks", store.request_lease("user", "a", at(7))).await;
+    assert!(ok("c takes the expired lease", store.acquire_lease("user", "c", ttl, at(17))).await);
+    assert!(ok("c renews: the stale ask is gone", store.renew_lease("user", "c", ttl, at(18))).await);
 }

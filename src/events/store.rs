@@ -313,6 +313,9 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Extends `owner`'s unexpired lease to `now + ttl`; false if `owner` does not hold it.
+    /// If another node asked for the lease (`request_lease`), the renewal hands it over
+    /// instead, in the same write: the asker holds it until `now + ttl`, and the answer is
+    /// false (the caller's actor stops, as for a lost lease).
     fn renew_lease(
         &self,
         name: &str,
@@ -320,6 +323,16 @@ pub trait EventStore: Send + Sync {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Asks the live holder of lease `name` to hand it to `by` at its next renewal. Nothing
+    /// happens if the lease is free, expired or already `by`'s; a later ask replaces an
+    /// earlier one, and taking the lease (`acquire_lease`) clears it.
+    fn request_lease(
+        &self,
+        name: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives the lease up; false if `owner` did not hold it.
     fn release_lease(&self, name: &str, owner: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;

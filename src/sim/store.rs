@@ -178,6 +178,11 @@ impl EventStore for CrashingStore {
         self.disk.renew_lease(name, owner, ttl, now).await
     }
 
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.alive()?;
+        self.disk.request_lease(name, by, now).await
+    }
+
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         self.alive()?;
         self.disk.release_lease(name, owner).await

@@ -110,6 +110,10 @@ impl EventStore for AnyEventStore {
         each!(self, AnyEventStore, s => s.renew_lease(name, owner, ttl, now))
     }
 
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        each!(self, AnyEventStore, s => s.request_lease(name, by, now))
+    }
+
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         each!(self, AnyEventStore, s => s.release_lease(name, owner))
     }

@@ -25,6 +25,8 @@ struct Inner {
     snapshots: BTreeMap<(StreamId, u64), Snapshot>,
     processed: BTreeSet<(String, StreamId, u64)>,
     leases: BTreeMap<String, (String, DateTime<Utc>)>,
+    /// Lease name -> the node that asked for it (`request_lease`).
+    lease_requests: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -199,6 +201,7 @@ impl EventStore for MemoryEventStore {
         };
         if free {
             inner.leases.insert(name.to_owned(), (owner.to_owned(), expires(now, ttl)));
+            inner.lease_requests.remove(name);
         }
         Ok(free)
     }
@@ -211,13 +214,28 @@ impl EventStore for MemoryEventStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
+        let asked = inner.lease_requests.get(name).cloned();
         match inner.leases.get_mut(name) {
             Some((holder, until)) if holder == owner && *until > now => {
                 *until = expires(now, ttl);
+                if let Some(by) = asked {
+                    *holder = by;
+                    inner.lease_requests.remove(name);
+                    return Ok(false);
+                }
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let held_by_another = inner.leases.get(name).is_some_and(|(holder, until)| holder != by && *until > now);
+        if held_by_another {
+            inner.lease_requests.insert(name.to_owned(), by.to_owned());
+        }
+        Ok(())
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {

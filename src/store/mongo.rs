@@ -602,7 +602,10 @@ impl EventStore for MongoEventStore {
             "_id": name,
             "$or": [ { "owner": owner }, { "expires_at_us": { "$lte": now.timestamp_micros() } } ],
         };
-        let update = doc! { "$set": { "owner": owner, "expires_at_us": expiry_us(now, ttl), "reap_at": reap_at(ttl) } };
+        let update = doc! {
+            "$set": { "owner": owner, "expires_at_us": expiry_us(now, ttl), "reap_at": reap_at(ttl) },
+            "$unset": { "asked_by": "" },
+        };
         let result = self
             .leases()
             .update_one(filter, update)
@@ -623,15 +626,46 @@ impl EventStore for MongoEventStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let filter = doc! { "_id": name, "owner": owner, "expires_at_us": { "$gt": now.timestamp_micros() } };
+        let live = doc! { "_id": name, "owner": owner, "expires_at_us": { "$gt": now.timestamp_micros() } };
+        let mut renew = live.clone();
+        renew.insert("asked_by", doc! { "$exists": false });
         let update = doc! { "$set": { "expires_at_us": expiry_us(now, ttl), "reap_at": reap_at(ttl) } };
         let result = self
             .leases()
-            .update_one(filter, update)
+            .update_one(renew, update)
             .write_concern(mongodb::options::WriteConcern::majority())
             .await
             .map_err(backend)?;
-        Ok(result.matched_count == 1)
+        if result.matched_count == 1 {
+            return Ok(true);
+        }
+        // Not renewed: not ours, or another node asked for it. Then hand it over to the asker
+        // read here (named in the filter: if another ask replaced it meanwhile, nothing is
+        // written, the lease is no longer renewed and runs out within its ttl).
+        let Some(lease) = self.leases().find_one(live.clone()).await.map_err(backend)? else { return Ok(false) };
+        let Ok(asker) = lease.get_str("asked_by") else { return Ok(false) };
+        let mut handover = live;
+        handover.insert("asked_by", asker);
+        let update = doc! {
+            "$set": { "owner": asker, "expires_at_us": expiry_us(now, ttl), "reap_at": reap_at(ttl) },
+            "$unset": { "asked_by": "" },
+        };
+        self.leases()
+            .update_one(handover, update)
+            .write_concern(mongodb::options::WriteConcern::majority())
+            .await
+            .map_err(backend)?;
+        Ok(false)
+    }
+
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let filter = doc! { "_id": name, "owner": { "$ne": by }, "expires_at_us": { "$gt": now.timestamp_micros() } };
+        self.leases()
+            .update_one(filter, doc! { "$set": { "asked_by": by } })
+            .write_concern(mongodb::options::WriteConcern::majority())
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<bool, StoreError> {

@@ -170,6 +170,10 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at_us INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lease_requests (
+    name TEXT PRIMARY KEY,
+    asked_by TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -801,6 +805,9 @@ impl EventStore for SqliteEventStore {
                     params![name, owner, expires, now_us],
                 )
                 .map_err(backend)?;
+            if n == 1 {
+                conn.execute("DELETE FROM lease_requests WHERE name = ?1", params![name]).map_err(backend)?;
+            }
             Ok(n == 1)
         })
         .await
@@ -816,13 +823,35 @@ impl EventStore for SqliteEventStore {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.write(move |conn| {
             let now_us = micros(now);
+            let until = now_us.saturating_add(ttl_micros(ttl));
+            // Handed over if another node asked for it: the asker becomes the owner.
             let n = conn
                 .execute(
-                    "UPDATE leases SET expires_at_us = ?3 WHERE name = ?1 AND owner = ?2 AND expires_at_us > ?4",
-                    params![name, owner, now_us.saturating_add(ttl_micros(ttl)), now_us],
+                    "UPDATE leases SET expires_at_us = ?3,
+                         owner = coalesce((SELECT asked_by FROM lease_requests WHERE name = ?1), owner)
+                     WHERE name = ?1 AND owner = ?2 AND expires_at_us > ?4",
+                    params![name, owner, until, now_us],
                 )
                 .map_err(backend)?;
-            Ok(n == 1)
+            // Only the holder's renewal consumes the ask; anyone else's leaves it in place.
+            let handed_over = n == 1
+                && conn.execute("DELETE FROM lease_requests WHERE name = ?1", params![name]).map_err(backend)? > 0;
+            Ok(n == 1 && !handed_over)
+        })
+        .await
+    }
+
+    async fn request_lease(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let (name, by) = (name.to_owned(), by.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO lease_requests (name, asked_by)
+                 SELECT ?1, ?2 FROM leases WHERE name = ?1 AND owner <> ?2 AND expires_at_us > ?3
+                 ON CONFLICT (name) DO UPDATE SET asked_by = excluded.asked_by",
+                params![name, by, micros(now)],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }
