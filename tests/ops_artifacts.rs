@@ -6,7 +6,7 @@
 
 // Test code unwraps: a failure should fail the test, with its message.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -88,18 +88,21 @@ fn every_overlay_renders_and_validates_against_the_kubernetes_and_crd_schemas() 
         "ConfigMap",
         "Deployment",
         "HorizontalPodAutoscaler",
-        "PersistentVolumeClaim",
         "PodDisruptionBudget",
         "Service",
         "ServiceAccount",
         "ServiceMonitor",
     ];
-    for (dir, namespace) in [("ops/k8s/overlays/dev", "hob-dev"), ("ops/k8s/overlays/prod", "hob-prod")] {
+    // Only dev keeps state on its pod (SQLite on a volume); prod's nodes keep none.
+    for (dir, namespace, volume) in [
+        ("ops/k8s/overlays/dev", "hob-dev", Some("PersistentVolumeClaim")),
+        ("ops/k8s/overlays/prod", "hob-prod", None),
+    ] {
         // given an overlay rendered by kustomize
         let yaml = kustomize(dir);
         let docs = yaml_documents(&yaml);
         // then it holds every resource the deployment needs, in its namespace
-        let expected: BTreeSet<String> = namespaced.iter().map(|k| k.to_string()).collect();
+        let expected: BTreeSet<String> = namespaced.iter().chain(&volume).map(|k| k.to_string()).collect();
         assert_eq!(kinds(&docs), expected, "{dir}");
         assert!(docs.iter().all(|d| d["metadata"]["namespace"] == namespace), "{dir}: all in {namespace}");
         // and the built-in kinds pass the Kubernetes schemas, strictly (no unknown fields)
@@ -174,7 +177,9 @@ fn the_deployment_probes_real_endpoints_runs_the_config_it_is_given_and_holds_no
         assert!(!kinds(&docs).contains("Secret"), "{dir}: no Secret is rendered");
         for env in container["env"].as_array().unwrap() {
             let name = env["name"].as_str().unwrap();
-            if ["HOB_OPERATOR_TOKEN", "HOB_STORE"].contains(&name) {
+            // A store URI is a secret unless it names a file: a database URI holds credentials.
+            let file = env["value"].as_str().is_some_and(|v| v.starts_with("sqlite:"));
+            if name == "HOB_OPERATOR_TOKEN" || (["HOB_STORE", "HOB_VIEWS"].contains(&name) && !file) {
                 assert!(env.get("value").is_none(), "{dir}: {name} must not be a literal");
                 assert!(env["valueFrom"]["secretKeyRef"]["name"].is_string(), "{dir}: {name} from a Secret");
             }
@@ -206,8 +211,393 @@ fn the_deployment_probes_real_endpoints_runs_the_config_it_is_given_and_holds_no
 }
 
 // ---------------------------------------------------------------------------------------------
+// The overlays' shapes: one node on SQLite (dev), several on MongoDB + SQS FIFO (prod)
+// ---------------------------------------------------------------------------------------------
+
+/// A pod's name, as the downward API hands it to `HOB_NODE_ID`.
+const POD_NAME: &str = "hob-5d8f7c9b6-x2k4q";
+
+/// How long hob's own stop may take once it has leases (`RunningServer::stop`): requests in
+/// flight (`api::server`, 5 s), the settlement operator finishing its step
+/// (`actors::settlement`, 10 s), and a margin for the actors' stop and the lease releases
+/// (store round trips). The pod's grace period must hold it after the preStop pause.
+const HOB_STOP_SECS: u64 = 5 + 10 + 10;
+
+/// What `hob serve` reads in a pod, and where each `HOB_*` variable came from.
+struct PodEnv {
+    vars: BTreeMap<String, String>,
+    /// Variables the downward API fills, with the field each names.
+    fields: BTreeMap<String, String>,
+}
+
+/// The Secrets as the README's "Deployment" section tells the operator to create them:
+/// (secret, key) -> value. A value the shell computes (`$(openssl ...)`) gets a stand-in.
+fn readme_secrets() -> BTreeMap<(String, String), String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split("\n## Deployment\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut secrets = BTreeMap::new();
+    for command in section.replace("\\\n", " ").lines().filter(|l| l.contains("create secret generic")) {
+        let name = command.split("create secret generic").nth(1).unwrap().split_whitespace().next().unwrap();
+        for literal in command.split("--from-literal=").skip(1) {
+            let (key, rest) = literal.split_once('=').unwrap();
+            let quote = rest.chars().next().unwrap();
+            let value = rest[1..].split(quote).next().unwrap();
+            let value = if value.starts_with("$(") { "stand-in-token-0123456789abcdef" } else { value };
+            secrets.insert((name.to_owned(), key.to_owned()), value.to_owned());
+        }
+    }
+    assert!(!secrets.is_empty(), "the README's Deployment section creates the Secrets");
+    secrets
+}
+
+/// The `HOB_*` environment of the rendered Deployment's pod: the image's `ENV`, then the
+/// container's variables (which win), with Secret references resolved from `secrets`; a
+/// reference the Secrets do not hold is an error, as the kubelet would refuse to start the pod.
+fn pod_environment(docs: &[Value], secrets: &BTreeMap<(String, String), String>) -> Result<PodEnv, String> {
+    let mut vars = BTreeMap::new();
+    for (_, args) in dockerfile_instructions().iter().filter(|(k, _)| k == "ENV") {
+        for kv in args.split_whitespace() {
+            let (name, value) = kv.split_once('=').unwrap();
+            vars.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    let mut fields = BTreeMap::new();
+    let container = &find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    for env in container["env"].as_array().unwrap() {
+        let name = env["name"].as_str().unwrap().to_owned();
+        let value = if let Some(value) = env["value"].as_str() {
+            value.to_owned()
+        } else if let Some(field) = env["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            fields.insert(name.clone(), field.to_owned());
+            match field {
+                "metadata.name" => POD_NAME.to_owned(),
+                other => return Err(format!("{name}: no stand-in for the pod field {other}")),
+            }
+        } else {
+            let reference = &env["valueFrom"]["secretKeyRef"];
+            let secret =
+                (reference["name"].as_str().unwrap().to_owned(), reference["key"].as_str().unwrap().to_owned());
+            secrets
+                .get(&secret)
+                .cloned()
+                .ok_or_else(|| format!("{name}: the README creates no key {} in the Secret {}", secret.1, secret.0))?
+        };
+        vars.insert(name, value);
+    }
+    Ok(PodEnv { vars, fields })
+}
+
+/// hob's configuration in the pod, loaded as `hob serve --config` loads it: the ConfigMap's
+/// file, then the environment, then validation.
+fn pod_config(docs: &[Value], env: &PodEnv) -> Result<hob::config::Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hob.toml");
+    std::fs::write(&file, find(docs, "ConfigMap")["data"]["hob.toml"].as_str().unwrap()).unwrap();
+    let env = env.vars.iter().map(|(k, v)| (k.clone(), v.clone()));
+    hob::config::Config::load(Some(&file), env, &hob::config::ServeFlags::default()).map_err(|e| e.to_string())
+}
+
+/// What stops a rendered overlay from running as the nodes it asks for (empty: nothing).
+/// Several pods need an event store, views and queues they share, leases, an id each, no
+/// state of their own, a stop long enough to give their leases up, and credentials for SQS;
+/// one pod on SQLite needs its files on a claimed volume and must stop before its successor
+/// opens them.
+fn node_shape_faults(docs: &[Value], secrets: &BTreeMap<(String, String), String>) -> Vec<String> {
+    use hob::config::StoreLocation;
+    let deployment = find(docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let hpa = &find(docs, "HorizontalPodAutoscaler")["spec"];
+    let pdb = &find(docs, "PodDisruptionBudget")["spec"];
+    let most_pods = deployment["spec"]["replicas"].as_u64().unwrap_or(1).max(hpa["maxReplicas"].as_u64().unwrap());
+    let env = match pod_environment(docs, secrets) {
+        Ok(env) => env,
+        Err(e) => return vec![e],
+    };
+    let config = match pod_config(docs, &env) {
+        Ok(config) => config,
+        Err(e) => return vec![format!("hob refuses the pod's configuration: {e}")],
+    };
+    let mut faults = Vec::new();
+    let strategy = deployment["spec"]["strategy"]["type"].as_str().unwrap_or("RollingUpdate");
+    let claimed: Vec<&str> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["persistentVolumeClaim"].is_object())
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    if most_pods > 1 {
+        // Leases are on exactly when the event store is one several processes can share.
+        if config.lease_config().unwrap().is_none() {
+            faults.push(format!(
+                "{most_pods} pods on the event store {:?}, which they cannot share",
+                config.store.events
+            ));
+        }
+        if !matches!(config.views_location().unwrap(), StoreLocation::Mongo { .. }) {
+            faults.push(format!("{most_pods} pods on the views {:?}, which they cannot share", config.store.views));
+        }
+        if config.store.queue != "sqs" {
+            faults.push(format!("{most_pods} pods on the {} queue, which does not cross pods", config.store.queue));
+        }
+        if env.fields.get("HOB_NODE_ID").map(String::as_str) != Some("metadata.name") {
+            faults.push("HOB_NODE_ID is not the pod's name: leases and hosted_elsewhere name no pod".to_owned());
+        }
+        if !claimed.is_empty() || docs.iter().any(|d| d["kind"] == "PersistentVolumeClaim") {
+            faults.push("a PersistentVolumeClaim: state on one pod of several".to_owned());
+        }
+        if hpa["minReplicas"].as_u64().unwrap_or(1) < 2 {
+            faults.push("minReplicas below 2: one pod's death stops the exchange".to_owned());
+        }
+        if pdb["maxUnavailable"] != 1 || pdb.get("minAvailable").is_some() {
+            faults.push(format!("the disruption budget should let exactly one pod go: {pdb}"));
+        }
+        if strategy != "RollingUpdate" {
+            faults.push(format!("strategy {strategy}: a rollout would stop every node at once"));
+        }
+        if config.store.sqs_max_receive_count <= 10 {
+            faults.push("sqs_max_receive_count at most 10: hand-backs between nodes dead-letter records".to_owned());
+        }
+        let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0);
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+        if pause == 0 {
+            faults.push("no preStop pause: requests routed to a stopping pod meanwhile are refused".to_owned());
+        }
+        if grace < pause + HOB_STOP_SECS {
+            faults.push(format!("a grace period of {grace} s is shorter than the pause and hob's stop"));
+        }
+        let role = find(docs, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].as_str();
+        let is_role = |arn: &str| {
+            let account = arn.strip_prefix("arn:aws:iam::").and_then(|a| a.split_once(":role/"));
+            account
+                .is_some_and(|(id, name)| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty())
+        };
+        if config.store.queue == "sqs" && !role.is_some_and(is_role) {
+            faults.push("no IAM role (eks.amazonaws.com/role-arn) for SQS on the ServiceAccount".to_owned());
+        }
+    } else {
+        if strategy != "Recreate" {
+            faults.push(format!("strategy {strategy}: the successor would open the store beside its predecessor"));
+        }
+        // A SQLite file must be on a claimed volume, or a restart loses the exchange.
+        let claimed_dirs: Vec<&str> = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| claimed.contains(&m["name"].as_str().unwrap()))
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        for location in [config.events_location().unwrap(), config.views_location().unwrap()] {
+            if let StoreLocation::Sqlite(path) = location {
+                if !claimed_dirs.iter().any(|dir| path.starts_with(dir)) {
+                    faults.push(format!("{} is on no claimed volume", path.display()));
+                }
+            }
+        }
+        if pdb["minAvailable"] != 1 {
+            faults.push(format!("the only pod may be evicted: {pdb}"));
+        }
+    }
+    faults
+}
+
+#[test]
+fn prod_runs_two_to_six_nodes_on_mongodb_and_sqs_and_dev_one_node_on_sqlite() {
+    let secrets = readme_secrets();
+    // given the prod overlay and the Secrets the README creates
+    let prod = yaml_documents(&kustomize("ops/k8s/overlays/prod"));
+    // then nothing stops it from running as the nodes it asks for
+    assert_eq!(node_shape_faults(&prod, &secrets), Vec::<String>::new());
+    // and those are 2 pods at apply, 2 to 6 under the HPA, one pod down at a time
+    let deployment = find(&prod, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let hpa = &find(&prod, "HorizontalPodAutoscaler")["spec"];
+    assert_eq!((&hpa["minReplicas"], &hpa["maxReplicas"]), (&2.into(), &6.into()));
+    assert_eq!(find(&prod, "PodDisruptionBudget")["spec"]["maxUnavailable"], 1);
+    // and each pod, as hob loads its configuration, is a leased node named after the pod, on
+    // MongoDB and SQS FIFO, with no volume
+    let config = pod_config(&prod, &pod_environment(&prod, &secrets).unwrap()).unwrap();
+    assert_eq!(config.lease_config().unwrap().expect("leases").node.as_str(), POD_NAME);
+    assert!(config.store.events.starts_with("mongodb://") && config.store.views.starts_with("mongodb://"));
+    assert_eq!(config.store.queue, "sqs");
+    assert_eq!(config.store.sqs_queue_prefix, "prod-");
+    assert!(!config.store.sqs_create_queues, "the queues exist beforehand: the role needs no CreateQueue");
+    assert!(!kinds(&prod).contains("PersistentVolumeClaim"));
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes.iter().all(|v| v.get("persistentVolumeClaim").is_none()), "{volumes:?}");
+
+    // given the dev overlay
+    let dev = yaml_documents(&kustomize("ops/k8s/overlays/dev"));
+    // then it is one pod, never two, on SQLite on its claimed volume, without leases
+    assert_eq!(node_shape_faults(&dev, &secrets), Vec::<String>::new());
+    let deployment = find(&dev, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let hpa = &find(&dev, "HorizontalPodAutoscaler")["spec"];
+    assert_eq!((&hpa["minReplicas"], &hpa["maxReplicas"]), (&1.into(), &1.into()));
+    let config = pod_config(&dev, &pod_environment(&dev, &secrets).unwrap()).unwrap();
+    assert_eq!(config.store.events, "sqlite:/var/lib/hob/hob.db");
+    assert_eq!(config.store.views, "sqlite:/var/lib/hob/views.db");
+    assert_eq!(config.store.queue, "in-process");
+    assert_eq!(config.lease_config().unwrap(), None);
+    assert!(kinds(&dev).contains("PersistentVolumeClaim"));
+}
+
+/// Sets (or, with `None`, removes) one variable of the rendered Deployment's container.
+fn set_env(docs: &mut [Value], name: &str, entry: Option<Value>) {
+    let deployment = docs.iter_mut().find(|d| d["kind"] == "Deployment").unwrap();
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut().unwrap();
+    env.retain(|e| e["name"] != name);
+    env.extend(entry);
+}
+
+fn spec_of<'a>(docs: &'a mut [Value], kind: &str) -> &'a mut Value {
+    &mut docs.iter_mut().find(|d| d["kind"] == kind).unwrap()["spec"]
+}
+
+#[test]
+fn the_node_shape_check_refuses_overlays_the_nodes_could_not_run() {
+    let secrets = readme_secrets();
+    let prod = yaml_documents(&kustomize("ops/k8s/overlays/prod"));
+    let dev = yaml_documents(&kustomize("ops/k8s/overlays/dev"));
+    let literal = |name: &str, value: &str| Some(serde_json::json!({"name": name, "value": value}));
+    type Break = Box<dyn Fn(&mut Vec<Value>, &mut BTreeMap<(String, String), String>)>;
+    let cases: Vec<(&str, &Vec<Value>, Break, &str)> = vec![
+        (
+            "prod on a SQLite file",
+            &prod,
+            Box::new(move |d, _| set_env(d, "HOB_STORE", literal("HOB_STORE", "sqlite:/var/lib/hob/hob.db"))),
+            "cannot share",
+        ),
+        ("prod on in-process queues", &prod, Box::new(move |d, _| set_env(d, "HOB_QUEUE", None)), "queue"),
+        ("prod without node ids", &prod, Box::new(|d, _| set_env(d, "HOB_NODE_ID", None)), "HOB_NODE_ID"),
+        (
+            "prod with a volume claim back",
+            &prod,
+            Box::new(|d, _| {
+                let pod = &mut spec_of(d, "Deployment")["template"]["spec"];
+                let claim = serde_json::json!({"name": "data", "persistentVolumeClaim": {"claimName": "hob-data"}});
+                pod["volumes"].as_array_mut().unwrap().push(claim);
+            }),
+            "PersistentVolumeClaim",
+        ),
+        (
+            "prod stopping in 10 s",
+            &prod,
+            Box::new(|d, _| spec_of(d, "Deployment")["template"]["spec"]["terminationGracePeriodSeconds"] = 10.into()),
+            "grace period",
+        ),
+        (
+            "prod with one pod at least",
+            &prod,
+            Box::new(|d, _| spec_of(d, "HorizontalPodAutoscaler")["minReplicas"] = 1.into()),
+            "minReplicas",
+        ),
+        (
+            "prod without the views' key in the README's Secret",
+            &prod,
+            Box::new(|_, s| {
+                s.retain(|(_, key), _| key != "view-store-uri");
+            }),
+            "view-store-uri",
+        ),
+        (
+            "prod without an IAM role",
+            &prod,
+            Box::new(|d, _| {
+                let account = d.iter_mut().find(|d| d["kind"] == "ServiceAccount").unwrap();
+                account["metadata"].as_object_mut().unwrap().remove("annotations");
+            }),
+            "IAM role",
+        ),
+        (
+            "dev scaled to three",
+            &dev,
+            Box::new(|d, _| spec_of(d, "HorizontalPodAutoscaler")["maxReplicas"] = 3.into()),
+            "cannot share",
+        ),
+        (
+            "dev with its files off the volume",
+            &dev,
+            Box::new(move |d, _| set_env(d, "HOB_STORE", literal("HOB_STORE", "sqlite:/tmp/hob.db"))),
+            "no claimed volume",
+        ),
+    ];
+    for (case, docs, break_it, fault) in cases {
+        // given a rendered overlay broken in one way
+        let mut docs = docs.clone();
+        let mut secrets = secrets.clone();
+        break_it(&mut docs, &mut secrets);
+        // then the check names that fault
+        let faults = node_shape_faults(&docs, &secrets);
+        assert!(faults.iter().any(|f| f.contains(fault)), "{case}: expected a fault naming {fault:?}, got {faults:?}");
+    }
+}
+
+#[test]
+fn the_sqs_policy_and_the_sticky_ingress_example_fit_the_prod_overlay() {
+    let secrets = readme_secrets();
+    let prod = yaml_documents(&kustomize("ops/k8s/overlays/prod"));
+    let config = pod_config(&prod, &pod_environment(&prod, &secrets).unwrap()).unwrap();
+    // given the IAM policy for the pods' role, and the permissions the README says SQS needs
+    let policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("ops/aws/hob-sqs-policy.json")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let paragraph =
+        readme.split("**IAM permissions** on the eight queues:").nth(1).unwrap().split("\n\n").next().unwrap();
+    let (always, if_created) = paragraph.split_once("if `create_queues`").unwrap();
+    let named = |text: &str| -> BTreeSet<String> {
+        text.split('`').filter(|t| t.starts_with("sqs:")).map(str::to_owned).collect::<BTreeSet<_>>()
+    };
+    let mut needed = named(always);
+    needed.retain(|a| a != "sqs:CreateQueue");
+    if config.store.sqs_create_queues {
+        needed.insert("sqs:CreateQueue".to_owned());
+    }
+    assert!(named(if_created).contains("sqs:SetQueueAttributes") && needed.len() >= 6, "{paragraph}");
+    // then the policy grants exactly those, on the queues of the overlay's region and prefix
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow");
+    let granted: BTreeSet<String> =
+        statement["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    assert_eq!(granted, needed);
+    let resource = statement["Resource"].as_str().unwrap();
+    assert!(resource.starts_with(&format!("arn:aws:sqs:{}:", config.store.sqs_region)), "{resource}");
+    assert!(resource.ends_with(&format!(":{}*", config.store.sqs_queue_prefix)), "{resource}");
+
+    // given the ingress-nginx example
+    let text = std::fs::read_to_string(root().join("ops/k8s/examples/ingress-nginx.yaml")).unwrap();
+    let (ok, out) = kubernetes_validate(&text);
+    assert!(ok, "kubernetes-validate the ingress example:\n{out}");
+    let ingress = &yaml_documents(&text)[0];
+    // then it routes to the prod Service's port, in its namespace
+    let service = find(&prod, "Service");
+    assert_eq!(ingress["metadata"]["namespace"], service["metadata"]["namespace"]);
+    let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(backend["name"], service["metadata"]["name"]);
+    assert!(service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == backend["port"]["name"]));
+    // and it hashes each request on the header naming its user (nginx's $http_<name>)
+    let header = hob::api::auth::DEV_USER_HEADER.replace('-', "_");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"],
+        format!("$http_{header}")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // The image
 // ---------------------------------------------------------------------------------------------
+
+/// The Dockerfile's instructions, continuation lines joined: (INSTRUCTION, arguments).
+fn dockerfile_instructions() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("ops/docker/Dockerfile")).unwrap().replace("\\\n", " ");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' ').map(|(k, v)| (k.to_uppercase(), v.trim().to_owned())))
+        .collect()
+}
 
 #[test]
 fn the_dockerfile_is_multi_stage_non_root_and_checks_the_servers_health() {
@@ -222,13 +612,7 @@ fn the_dockerfile_is_multi_stage_non_root_and_checks_the_servers_health() {
     );
     assert!(ok, "hadolint:\n{out}");
     // and its instructions (continuation lines joined) say what the deployment relies on
-    let text = std::fs::read_to_string(&dockerfile_path).unwrap().replace("\\\n", " ");
-    let instructions: Vec<(String, String)> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(' ').map(|(k, v)| (k.to_uppercase(), v.trim().to_owned())))
-        .collect();
+    let instructions = dockerfile_instructions();
     let all = |key: &str| instructions.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect::<Vec<_>>();
     let froms = all("FROM");
     assert_eq!(froms.len(), 2, "a builder and a runtime stage: {froms:?}");
