@@ -11,7 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
+use super::batch_commit;
+use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use super::order_auths::{OrderAuths, ORDER_AUTHORIZED};
 use crate::domain::{
     LevelSummary, Market, MarketCommand, MarketEvent, MarketSpec, MarketStatus, OrderAuth, OrderId, RestingOrder, Side,
@@ -20,7 +21,7 @@ use crate::domain::{
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event_bytes, encode_market_event, AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot,
+    decode_market_event_bytes, encode_market_event, EventStore, NewEvent, OutboxRecord, Snapshot,
     StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
@@ -218,6 +219,25 @@ impl<S: EventStore + 'static> MarketActor<S> {
     }
 }
 
+impl<S: EventStore + 'static> batch_commit::Batching<S> for MarketActor<S> {
+    fn deps(&self) -> &Arc<ActorDeps<S>> {
+        &self.deps
+    }
+
+    fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn stored(&mut self, version: u64, applied: usize) {
+        self.version = version;
+        self.snapshot_if_due(applied);
+    }
+}
+
 impl<S: EventStore + 'static> Actor for MarketActor<S> {
     type Context = Context<Self>;
 
@@ -315,37 +335,9 @@ impl<S: EventStore + 'static> MarketActor<S> {
         if !sources.is_empty() {
             stored_events.push(Consumed::event(self.deps.clock.as_ref(), correlation, &sources));
         }
-        if stored_events.is_empty() {
-            let version = self.version;
-            replies.iter_mut().for_each(|r| r.version = version);
-            return Box::pin(fut::ready(Ok(replies)));
-        }
-        let applied = stored_events.len();
-        let request = AppendRequest {
-            stream: self.stream.clone(),
-            expected_version: self.version,
-            events: stored_events,
-            outbox,
-            idempotency_key: None,
-        };
-        let store = self.deps.store.clone();
-        let append = async move { store.append(request).await };
-        Box::pin(append.into_actor(self).map(move |result, act, ctx| {
-            let stored = match settle_append(&act.deps, &act.stream, result) {
-                Ok(stored) => stored,
-                Err(e) => {
-                    // Memory ran ahead of the store: throw it away, rebuild from the stream.
-                    ctx.stop();
-                    return Err(e);
-                }
-            };
-            act.version = stored.last_version;
-            act.snapshot_if_due(applied);
-            for reply in &mut replies {
-                reply.version = act.version;
-            }
-            Ok(replies)
-        }))
+        batch_commit::commit(self, stored_events, outbox, replies, |replies, version| {
+            replies.iter_mut().for_each(|r| r.version = version)
+        })
     }
 }
 

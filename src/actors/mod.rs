@@ -9,6 +9,7 @@
 //! rebuilds it from the stream on the next message.
 
 pub mod admin_operator;
+pub mod batch_commit;
 pub mod chain_watcher;
 pub mod consumed;
 pub mod deps;

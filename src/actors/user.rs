@@ -12,7 +12,8 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
-use super::deps::{replay_stream, save_snapshot, settle_append, sha256, ActorDeps, ActorError, Counters};
+use super::batch_commit;
+use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use crate::domain::user::{OrderRequest, UserCommand, UserEvent, UserReject, UserState};
 use crate::domain::{
     AmendAuth, Amount, AssetId, Balance, DepositId, MarketCommand, MarketEvent, MarketId, MarketSpec, OrderAuth,
@@ -22,7 +23,7 @@ use crate::events::market_command::encode_market_record;
 use crate::events::user_payload::{
     decode_user_event_bytes, decode_user_snapshot, encode_user_event, encode_user_snapshot,
 };
-use crate::events::{AppendRequest, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
+use crate::events::{EventStore, NewEvent, OutboxRecord, Snapshot, StreamId};
 use crate::queue::{market_group, MessageSource, MARKET_QUEUE, SETTLEMENT_QUEUE};
 use crate::settlement::withdrawals::{encode_withdrawal_record, QueuedWithdrawal};
 
@@ -278,6 +279,25 @@ impl<S: EventStore + 'static> UserActor<S> {
     }
 }
 
+impl<S: EventStore + 'static> batch_commit::Batching<S> for UserActor<S> {
+    fn deps(&self) -> &Arc<ActorDeps<S>> {
+        &self.deps
+    }
+
+    fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn stored(&mut self, version: u64, applied: usize) {
+        self.version = version;
+        self.snapshot_if_due(applied);
+    }
+}
+
 impl<S: EventStore + 'static> Actor for UserActor<S> {
     type Context = Context<Self>;
 
@@ -351,37 +371,9 @@ impl<S: EventStore + 'static> UserActor<S> {
         if !sources.is_empty() {
             stored_events.push(Consumed::event(self.deps.clock.as_ref(), correlation, &sources));
         }
-        if stored_events.is_empty() {
-            let version = self.version;
-            replies.iter_mut().flatten().for_each(|r| r.version = version);
-            return Box::pin(fut::ready(Ok(replies)));
-        }
-        let applied = stored_events.len();
-        let request = AppendRequest {
-            stream: self.stream.clone(),
-            expected_version: self.version,
-            events: stored_events,
-            outbox,
-            idempotency_key: None,
-        };
-        let store = self.deps.store.clone();
-        let append = async move { store.append(request).await };
-        Box::pin(append.into_actor(self).map(move |result, act, ctx| {
-            let stored = match settle_append(&act.deps, &act.stream, result) {
-                Ok(stored) => stored,
-                Err(e) => {
-                    // Memory ran ahead of the store: throw it away, rebuild from the stream.
-                    ctx.stop();
-                    return Err(e);
-                }
-            };
-            act.version = stored.last_version;
-            act.snapshot_if_due(applied);
-            for reply in replies.iter_mut().flatten() {
-                reply.version = act.version;
-            }
-            Ok(replies)
-        }))
+        batch_commit::commit(self, stored_events, outbox, replies, |replies, version| {
+            replies.iter_mut().flatten().for_each(|r| r.version = version)
+        })
     }
 }
 
