@@ -698,33 +698,55 @@ fn route_market<S: EventStore + 'static>(
                 correlation_id: Uuid::now_v7(),
             })
         });
-        let market = market_of_group(&group);
-        let confirming = market.as_ref().is_ok_and(|m| registry.confirms_before_commit(*m));
-        let (mut items, mut error) = (items, error);
-        if confirming && items.len() > 1 {
-            // One command at a time: the rest come back at once, in order, after this one.
-            items.truncate(1);
-            error = None;
+        let market = match market_of_group(&group) {
+            Ok(market) => market,
+            Err(e) => return GroupOutcome { done: 0, error: Some(e) },
+        };
+        if registry.confirms_before_commit(market) {
+            return route_confirming(&registry, market, items, error).await;
         }
         let done = items.len();
         let sent = async {
-            let market = market?;
-            if items.is_empty() {
-                return Ok(());
-            }
-            let settled_from = match confirming {
-                true => Some(settlement_wait::position(registry.deps()).await?),
-                false => None,
-            };
-            let replies = registry.send_market(market, MarketBatch { items }).await??;
-            if let Some(from) = settled_from {
-                let trades = settlement_wait::trades_of(market, &replies);
-                settlement_wait::until_settled(registry.deps(), from, trades).await?;
+            if !items.is_empty() {
+                registry.send_market(market, MarketBatch { items }).await??;
             }
             Ok(())
         };
         GroupOutcome::of(done, error, sent.await)
     })
+}
+
+/// A market in `confirm-before-commit` mode: its group's commands one at a time, in queue
+/// order, each sent only once the previous one's trades settled on-chain. All of them are
+/// taken from this one receive. Handing all but the first back to the queue after each
+/// command would count one more delivery against every command still waiting, so with more
+/// than the queue's `max_receives` commands queued, the ones at the back became dead letters:
+/// never applied, their outbox records never confirmed, the market starved.
+///
+/// A group that takes longer than the queue's visibility timeout sees its later receipts
+/// expire: those commands are still applied here, in order, and their redelivery is a
+/// duplicate the market's consumed positions absorb.
+async fn route_confirming<S: EventStore + 'static>(
+    registry: &Registry<S>,
+    market: MarketId,
+    items: Vec<MarketRequest>,
+    decode_error: Option<EngineError>,
+) -> GroupOutcome {
+    let mut done = 0;
+    for item in items {
+        let settled = async {
+            let from = settlement_wait::position(registry.deps()).await?;
+            let replies = registry.send_market(market, MarketBatch { items: vec![item] }).await??;
+            let trades = settlement_wait::trades_of(market, &replies);
+            settlement_wait::until_settled(registry.deps(), from, trades).await?;
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = settled.await {
+            return GroupOutcome { done, error: Some(e) };
+        }
+        done += 1;
+    }
+    GroupOutcome { done, error: decode_error }
 }
 
 fn route_user<S: EventStore + 'static>(

@@ -18,6 +18,8 @@ use alloy::sol_types::Eip712Domain;
 use hob::actors::settlement::SettlementHandle;
 use hob::chain::eip712::domain;
 use hob::domain::{Amount, MarketStatus, Side};
+use hob::events::EventStore;
+use hob::queue::{DestinationConfig, MARKET_QUEUE};
 use hob::settlement::chain::{CallRequest, TxHash};
 use hob::settlement::conformance::ChainControl;
 use hob::settlement::nonce::{NonceEvent, TxPurpose};
@@ -431,6 +433,40 @@ async fn the_settlement_metrics_read_the_running_operator_and_its_chain() {
     let text = metrics.render().unwrap();
     assert!(text.lines().any(|l| l == "hob_settlement_operator_up 0"), "{text}");
     assert!(text.lines().any(|l| l == "hob_settlement_trades_voided_total 1"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// confirm-before-commit
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn in_confirm_before_commit_mode_more_commands_than_the_queue_redelivers_queue_behind_a_trade_and_all_reach_the_book(
+) {
+    // given a market in confirm-before-commit mode whose first trade waits for a block
+    let sim = Sim::start("confirm-queue", false, |c| c.receipt_timeout = Duration::from_secs(60)).await;
+    sim.engine.set_confirm_before_commit(spec().id, true);
+    sim.trade(1).await;
+    wait_until("the trade's settlement is sent", LIMIT, || async { sim.chain.pooled() == 1 }).await;
+    // when more orders than the market queue delivers a record before dead-lettering it
+    // queue up behind that trade (they rest: bids below the ask)
+    let behind = DestinationConfig::default().max_receives as usize + 2;
+    for nonce in 2..2 + behind as u64 {
+        sim.engine.place(sim.alice.user, sim.alice.limit(&sim.domain, Side::Buy, 90, 1, nonce)).await.unwrap();
+    }
+    wait_until("they are all queued", LIMIT, || async { sim.engine.queue().depth(MARKET_QUEUE) == 1 + behind }).await;
+    sim.chain.set_automine(true).await;
+    sim.chain.mine(1).await;
+    // then each reaches the book in turn, none becomes a dead letter, and the outbox drains
+    settled(&sim.handle, 1, LIMIT).await;
+    wait_until("every order rests", LIMIT, || async {
+        sim.engine.market(spec().id, 1, None).await.unwrap().resting_orders == 1 + behind
+    })
+    .await;
+    assert_eq!(sim.engine.queue().stats(MARKET_QUEUE).unwrap().dead_letters, 0);
+    wait_until("the outbox drains", LIMIT, || async {
+        sim.engine.store().fetch_unpublished(1).await.unwrap().is_empty()
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
