@@ -10,8 +10,8 @@ use actix::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::batch_commit;
+use super::consumed::{ActorSnapshot, Consumed, CONSUMED};
 use super::deps::{replay_stream, save_snapshot, sha256, ActorDeps, ActorError, Counters};
 use super::order_auths::{OrderAuths, ORDER_AUTHORIZED};
 use crate::domain::{
@@ -21,8 +21,7 @@ use crate::domain::{
 use crate::events::market_snapshot::{decode_market_snapshot, encode_market_snapshot, market_state_hash};
 use crate::events::payload::WireTraded;
 use crate::events::{
-    decode_market_event_bytes, encode_market_event, EventStore, NewEvent, OutboxRecord, Snapshot,
-    StreamId,
+    decode_market_event_bytes, encode_market_event, EventStore, NewEvent, OutboxRecord, Snapshot, StreamId,
 };
 use crate::queue::{user_group, MessageSource, SETTLEMENT_QUEUE, USER_QUEUE};
 
