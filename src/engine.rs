@@ -438,6 +438,12 @@ impl<S: EventStore + 'static, Q: Queue + 'static> Engine<S, Q> {
         Ok(self.claim_if_elsewhere(sent).await?)
     }
 
+    /// [`Engine::user`] for an operator looking on: a user hosted on another node is refused
+    /// without asking for its lease (an inspection must not move an account).
+    pub async fn inspect_user(&self, user: UserId) -> Result<UserView, EngineError> {
+        Ok(self.registry.send_user(user, InspectUser).await?)
+    }
+
     /// The order a client order id names (open, or among the recently closed).
     pub async fn order_by_client_id(&self, user: UserId, id: &ClientOrderId) -> Result<Option<OrderId>, EngineError> {
         Ok(self.user(user).await?.state.order_by_client_id(id))

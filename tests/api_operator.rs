@@ -125,3 +125,35 @@ async fn rebuilding_the_views_writes_what_the_events_alone_give() {
     assert_eq!(fills.as_array().map(Vec::len), Some(1));
     s.stop().await;
 }
+
+#[actix_rt::test]
+async fn operators_see_the_records_a_queue_gave_up_delivering() {
+    use hob::domain::UserId;
+    use hob::events::StreamId;
+    use hob::queue::{MessageSource, Queue, QueueMessage, MARKET_QUEUE};
+
+    let s = start().await;
+    let empty = s.operator(Method::GET, "/operator/dead-letters").await;
+    assert_eq!((empty.status, empty.body["dead_letters"].clone()), (StatusCode::OK, json!([])));
+
+    // given a record on the market queue that the market's consumer cannot read
+    let source = MessageSource { stream: StreamId::user(UserId([7; 20])), version: 3, index: 1 };
+    let message = QueueMessage {
+        group: "market:BTC-USDT".into(),
+        dedup_id: source.key(),
+        body: json!({ "not": "a command" }),
+        source: source.clone(),
+    };
+    s.server.state().engine.queue().send_batch(MARKET_QUEUE, vec![message]).await.unwrap();
+
+    // when its deliveries run out, then the operator API lists it: where it was going, what
+    // it carries and which append wrote it
+    let dead = s.wait_for_operator("/operator/dead-letters", |b| b["dead_letters"] != json!([])).await;
+    let letter = &dead["dead_letters"][0];
+    assert_eq!(letter["destination"], "market");
+    assert_eq!(letter["group"], "market:BTC-USDT");
+    assert_eq!(letter["source"], source.key());
+    assert_eq!(letter["body"], json!({ "not": "a command" }));
+    assert!(letter["receive_count"].as_u64().unwrap() >= 1);
+    s.stop().await;
+}

@@ -108,10 +108,11 @@ async fn given_no_hob_when_the_trader_example_runs_then_it_exits_1_saying_what_i
 #[actix_rt::test]
 async fn given_a_trade_that_cannot_settle_in_time_when_the_trader_example_runs_then_it_exits_1_saying_it_timed_out() {
     // Given hob on anvil, and no time at all to settle in (dev accounts 6 and 7, so the
-    // trading test's wallets are left alone).
+    // trading test's wallets are left alone, on the other market: an order this run rests
+    // before it gives up must not cross the trading test's orders, which run at the same time).
     let hob = shared();
     // When the trader runs.
-    let (code, output) = run_trader(hob, &["--account", "6", "--timeout-secs", "0"]);
+    let (code, output) = run_trader(hob, &["--account", "6", "--market", "ETH-USDT", "--timeout-secs", "0"]);
     // Then it gives up, saying so.
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("trader: FAILED") && output.contains("timed out"), "{output}");

@@ -152,6 +152,19 @@ impl TestServer {
         }
     }
 
+    /// Polls an operator route until `done` holds (10 s at most).
+    pub async fn wait_for_operator(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let res = self.operator(Method::GET, path).await;
+            if res.status == StatusCode::OK && done(&res.body) {
+                return res.body;
+            }
+            assert!(Instant::now() < deadline, "{path} never satisfied the condition; last: {}", res.text);
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The user's balance row of `asset`.
     pub async fn balance(&self, who: &str, asset: &str) -> Value {
         let res = self.get_as(who, "/api/v1/balances").await;

@@ -80,6 +80,7 @@ pub fn routes(cfg: &mut ServiceConfig, mounts: Mounts) {
             .service(operator::halt)
             .service(operator::resume)
             .service(operator::rebuild_views)
+            .service(operator::dead_letters)
             .service(settlement::pipeline)
             .service(chain::chain_status)
             .service(chain::pause)

@@ -19,6 +19,7 @@ use crate::api::wire::{BalanceInfo, WireSide};
 use crate::domain::{MarketStatus, OrderStatus, OrderType, PendingRequest, Side, UserId};
 use crate::events::{EventStore, StreamId};
 use crate::projections::{MemoryViewStore, Projector, ViewBatch, ViewStore, ViewStoreError};
+use crate::queue::{Queue, DESTINATIONS};
 
 type Json<T> = Result<web::Json<T>, ApiError>;
 
@@ -95,7 +96,7 @@ pub async fn actors(state: web::Data<AppState>, _: Operator, q: web::Query<Actor
     let mut user_rows = Vec::new();
     for user in users.into_iter().take(limit) {
         let stream = StreamId::user(user);
-        let view = state.engine.user(user).await?;
+        let view = state.engine.inspect_user(user).await?;
         user_rows.push(ActorInfo {
             mailbox_depth: depth(&stream),
             version: view.version,
@@ -219,7 +220,7 @@ pub struct UserInspection {
 #[get("/users/{address}")]
 pub async fn inspect_user(state: web::Data<AppState>, _: Operator, path: web::Path<String>) -> Json<UserInspection> {
     let user = UserId::from_hex(path.trim()).map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))?;
-    let view = state.engine.user(user).await?;
+    let view = state.engine.inspect_user(user).await?;
     let catalog = &state.catalog;
     let account = view.state.account();
     let balances = account
@@ -391,4 +392,52 @@ async fn rebuild_once(state: &AppState) -> Result<RebuildResponse, RebuildError>
         views_written,
         views_differing: differing,
     })
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterInfo {
+    /// The queue it was moved out of: `market`, `settlement-operator`, `admin-operator`, `user`.
+    pub destination: String,
+    /// Its FIFO group (`market:{id}`, `user:{address}`, ...): the actor it was for.
+    pub group: String,
+    /// The outbox record it carries, `{stream}:{version}:{index}` of the append that wrote it.
+    pub source: String,
+    pub receive_count: u32,
+    /// When it was moved (the in-process queue) or first sent (SQS), RFC 3339.
+    pub dead_at: String,
+    /// The record itself, as the consumer would have read it.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLettersResponse {
+    /// Every destination's dead letters, oldest first within one.
+    pub dead_letters: Vec<DeadLetterInfo>,
+}
+
+#[utoipa::path(
+    tag = "operator",
+    params(("Authorization" = String, Header, description = "Bearer <operator token>")),
+    responses((status = 200, description = "Records the queues gave up delivering, for an operator to inspect and redrive", body = DeadLettersResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
+)]
+#[get("/dead-letters")]
+pub async fn dead_letters(state: web::Data<AppState>, _: Operator) -> Json<DeadLettersResponse> {
+    let mut out = Vec::new();
+    for destination in DESTINATIONS {
+        // A peek: SQS hands them back at once, the in-process queue only reads them.
+        let dead =
+            state.engine.queue().dead_letters(destination).await.map_err(|e| {
+                ApiError::unavailable("queue_unavailable", format!("dead letters of {destination}: {e}"))
+            })?;
+        out.extend(dead.into_iter().map(|d| DeadLetterInfo {
+            destination: destination.to_owned(),
+            group: d.message.group,
+            source: d.message.source.key(),
+            receive_count: d.receive_count,
+            dead_at: d.dead_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            body: d.message.body,
+        }));
+    }
+    Ok(web::Json(DeadLettersResponse { dead_letters: out }))
 }
