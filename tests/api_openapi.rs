@@ -32,6 +32,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/operator/markets/{market}/halt"),
     ("POST", "/operator/markets/{market}/resume"),
     ("POST", "/operator/views/rebuild"),
+    ("GET", "/operator/dead-letters"),
     ("GET", "/operator/settlement"),
     ("GET", "/operator/chain"),
     ("POST", "/operator/chain/pause"),
