@@ -172,16 +172,5 @@ async fn a_refused_call_carries_the_contract_error<C: Chain>(chain: &C, f: &Fixt
 }
 
 #[cfg(test)]
-mod tests {
-    // Test code: an `unwrap`/`expect` that fails is the test failing, with its message.
-    use super::*;
-    use crate::settlement::sim::SimChain;
-
-    #[tokio::test]
-    async fn the_simulated_chain_passes_the_suite() {
-        let key = OperatorKey::from_hex(&format!("0x{}", "07".repeat(32))).unwrap();
-        let exchange = Address::repeat_byte(0xEE);
-        let chain = SimChain::new(31_337, exchange, [key.address()]);
-        run_all(&chain, &chain, &Fixture { key: &key, exchange }).await;
-    }
-}
+#[path = "../../unit_tests/settlement/conformance.rs"]
+mod tests;
