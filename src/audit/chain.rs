@@ -11,6 +11,23 @@ pub struct Break {
     pub reason: String,
 }
 
+/// What linking an event into its stream's chain needs: its version, its stored hashes, and
+/// whether its stored hash is the hash of its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub version: u64,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub hash_matches: bool,
+}
+
+impl Link {
+    pub fn of(stream: &StreamId, event: &SealedEvent) -> Link {
+        let hash_matches = event.compute_hash(stream) == event.hash;
+        Link { version: event.version, prev_hash: event.prev_hash, hash: event.hash, hash_matches }
+    }
+}
+
 /// Walks one stream's events in order.
 #[derive(Clone, Debug)]
 pub struct ChainWalk {
@@ -32,18 +49,25 @@ impl ChainWalk {
     /// Accepts the next stored event, or says why it breaks the chain. After a break the rest
     /// of the stream is untrusted; the caller stops there.
     pub fn next(&mut self, event: &SealedEvent) -> Result<(), Break> {
-        let version = event.version;
+        self.link(Link::of(&self.stream, event))
+    }
+
+    /// [`ChainWalk::next`] with the event's own hash already recomputed and compared
+    /// ([`Link::of`]), which does not depend on the events before it: the auditor does that
+    /// on any thread and links the events here, in order.
+    pub fn link(&mut self, link: Link) -> Result<(), Break> {
+        let version = link.version;
         if version != self.next_version {
             let reason = format!("version gap: expected v{}, found v{version}", self.next_version);
             return Err(Break { version: self.next_version.min(version), reason });
         }
-        if event.prev_hash != self.prev_hash {
+        if link.prev_hash != self.prev_hash {
             return Err(Break { version, reason: "prev_hash does not match the previous event's hash".into() });
         }
-        if event.compute_hash(&self.stream) != event.hash {
+        if !link.hash_matches {
             return Err(Break { version, reason: "stored hash does not match the event's contents".into() });
         }
-        self.prev_hash = event.hash;
+        self.prev_hash = link.hash;
         self.next_version += 1;
         Ok(())
     }

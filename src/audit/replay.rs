@@ -8,6 +8,7 @@
 //! streams first (`StreamKind::order`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::facts::{At, Facts, Fill, UserVoid};
 use super::report::{Check, Findings};
@@ -74,13 +75,65 @@ pub struct Replayer {
     /// Where each market's spec was first read, to name a conflicting one found elsewhere.
     pub spec_sources: BTreeMap<MarketId, At>,
     pub facts: Facts,
+    /// The name the last fact was read in, shared by the facts of one stream.
+    current_stream: Arc<str>,
 }
 
 /// The replay of this stream stopped: its state no longer means anything.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Stopped;
 
+/// A stored event decoded for the kind of actor its stream belongs to. Decoding needs nothing
+/// but the event, so the auditor does it beside the hash check, off the thread that folds.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Nothing to fold: a bookkeeping event (consumed positions, signed orders carry no state
+    /// the invariants read), or a stream with no actor to rebuild.
+    Skip,
+    Market(MarketEvent),
+    User(UserEvent),
+    Operator(OperatorEvent),
+    /// Why the payload does not decode: a finding at this version, and the end of the replay.
+    Undecodable(String),
+}
+
+impl Decoded {
+    pub fn of(kind: StreamKind, e: &SealedEvent) -> Decoded {
+        if is_bookkeeping(&e.event_type) {
+            return Decoded::Skip;
+        }
+        let undecodable =
+            |x: &dyn std::fmt::Display| Decoded::Undecodable(format!("{} does not decode: {x}", e.event_type));
+        match kind {
+            StreamKind::Market => match decode_market_event_bytes(&e.event_type, e.schema_version, &e.payload) {
+                Ok(event) => Decoded::Market(event),
+                Err(x) => undecodable(&x),
+            },
+            StreamKind::User => match decode_user_event_bytes(&e.event_type, e.schema_version, &e.payload) {
+                Ok(event) => Decoded::User(event),
+                Err(x) => undecodable(&x),
+            },
+            StreamKind::Operator => {
+                let value = match serde_json::from_slice(&e.payload) {
+                    Ok(value) => value,
+                    Err(x) => return Decoded::Undecodable(format!("payload: {x}")),
+                };
+                match decode_operator_event(&e.event_type, e.schema_version, value) {
+                    Ok(event) => Decoded::Operator(event),
+                    Err(x) => undecodable(&x),
+                }
+            }
+            StreamKind::Other => Decoded::Skip,
+        }
+    }
+}
+
 impl Replayer {
+    /// A replayer that knows `specs` (read in streams replayed elsewhere) and nothing else.
+    pub fn with_specs(specs: BTreeMap<MarketId, MarketSpec>) -> Replayer {
+        Replayer { specs, ..Replayer::default() }
+    }
+
     /// The actor that replays `stream` from its first event. A market whose spec no user
     /// stream named cannot be rebuilt; that is itself a violation.
     pub fn start(&self, stream: &StreamId, findings: &mut Findings) -> Actor {
@@ -110,8 +163,7 @@ impl Replayer {
         }
     }
 
-    /// Decodes one stored event and folds it into `actor`. Bookkeeping events (consumed
-    /// positions, signed orders) carry no state the invariants read.
+    /// Decodes one stored event and folds it into `actor`.
     pub fn fold_stored(
         &mut self,
         stream: &StreamId,
@@ -119,31 +171,45 @@ impl Replayer {
         e: &SealedEvent,
         findings: &mut Findings,
     ) -> Result<(), Stopped> {
-        let s = stream.as_str();
-        let mut fail = |msg: String| {
-            findings.violate(Check::Replay, Some(s), Some(e.version), msg);
-            Stopped
-        };
-        match actor {
-            Actor::None => Ok(()),
-            _ if is_bookkeeping(&e.event_type) => Ok(()),
-            Actor::Market(m) => {
-                let event = decode_market_event_bytes(&e.event_type, e.schema_version, &e.payload)
-                    .map_err(|x| fail(format!("{} does not decode: {x}", e.event_type)))?;
-                self.fold_market(s, e.version, m, &event, findings)
+        let decoded = Decoded::of(StreamKind::of(stream), e);
+        self.fold_decoded(stream.as_str(), actor, e.version, &decoded, findings)
+    }
+
+    /// Folds one event [`Decoded::of`] decoded (possibly on another thread) into `actor`.
+    pub fn fold_decoded(
+        &mut self,
+        stream: &str,
+        actor: &mut Actor,
+        version: u64,
+        decoded: &Decoded,
+        findings: &mut Findings,
+    ) -> Result<(), Stopped> {
+        match (actor, decoded) {
+            (Actor::None, _) | (_, Decoded::Skip) => Ok(()),
+            (_, Decoded::Undecodable(msg)) => {
+                findings.violate(Check::Replay, Some(stream), Some(version), msg.clone());
+                Err(Stopped)
             }
-            Actor::User(state) => {
-                let event = decode_user_event_bytes(&e.event_type, e.schema_version, &e.payload)
-                    .map_err(|x| fail(format!("{} does not decode: {x}", e.event_type)))?;
-                self.fold_user(s, e.version, state, &event, findings)
+            (Actor::Market(m), Decoded::Market(event)) => self.fold_market(stream, version, m, event, findings),
+            (Actor::User(state), Decoded::User(event)) => self.fold_user(stream, version, state, event, findings),
+            (Actor::Operator(state), Decoded::Operator(event)) => {
+                self.fold_operator(stream, version, state, event, findings)
             }
-            Actor::Operator(state) => {
-                let value = serde_json::from_slice(&e.payload).map_err(|x| fail(format!("payload: {x}")))?;
-                let event = decode_operator_event(&e.event_type, e.schema_version, value)
-                    .map_err(|x| fail(format!("{} does not decode: {x}", e.event_type)))?;
-                self.fold_operator(s, e.version, state, &event, findings)
+            // `Decoded::of` decodes by the stream's kind and `start` builds the actor by it too.
+            _ => {
+                let msg = "event decoded for another kind of actor than the stream's".to_owned();
+                findings.violate(Check::Replay, Some(stream), Some(version), msg);
+                Err(Stopped)
             }
         }
+    }
+
+    /// Where a fact was read. Consecutive facts of one stream share its name.
+    fn at(&mut self, stream: &str, version: u64) -> At {
+        if &*self.current_stream != stream {
+            self.current_stream = Arc::from(stream);
+        }
+        At { stream: Arc::clone(&self.current_stream), version }
     }
 
     /// One market event: overfill before it applies, crossing after.
@@ -175,7 +241,8 @@ impl Replayer {
                 }
             }
             let key = TradeKey { market: m.market.spec().id, trade: trade.id };
-            self.facts.trades.insert(key, (At::new(stream, version), *trade));
+            let at = self.at(stream, version);
+            self.facts.trades.insert(key, (at, *trade));
         }
         if let Err(e) = m.market.apply(event) {
             findings.violate(Check::Replay, Some(stream), Some(version), format!("does not fit the market: {e}"));
@@ -219,7 +286,7 @@ impl Replayer {
             findings.violate(Check::Replay, Some(stream), Some(version), format!("does not fit the user: {e}"));
             return Err(Stopped);
         }
-        let at = || At::new(stream, version);
+        let at = self.at(stream, version);
         let mut overflow = |msg: String| {
             findings.violate(Check::Conservation, Some(stream), Some(version), msg);
             Stopped
@@ -246,7 +313,7 @@ impl Replayer {
                 Some(_) => {}
                 None => {
                     self.specs.insert(*market, spec.clone());
-                    self.spec_sources.insert(*market, at());
+                    self.spec_sources.insert(*market, at);
                 }
             },
             UserEvent::FillApplied { market, order, trade } => {
@@ -255,14 +322,14 @@ impl Replayer {
                 let fee_asset = state.market(*market).map(|h| h.spec.quote);
                 if let Some(fee_asset) = fee_asset {
                     let key = TradeKey { market: *market, trade: trade.id };
-                    let fill = Fill { at: at(), user: state.user(), trade: *trade, fee: fee.0, fee_asset };
+                    let fill = Fill { at, user: state.user(), trade: *trade, fee: fee.0, fee_asset };
                     self.facts.fills.entry((key, *order)).or_default().push(fill);
                 }
             }
             UserEvent::TradeVoided { market, order, trade, reclaimed_asset, reclaimed, restored_asset, restored } => {
                 let key = TradeKey { market: *market, trade: *trade };
                 let void = UserVoid {
-                    at: at(),
+                    at,
                     user: state.user(),
                     reclaimed: (*reclaimed_asset, reclaimed.0),
                     restored: (*restored_asset, restored.0),
@@ -274,6 +341,14 @@ impl Replayer {
         Ok(())
     }
 
+    /// The specs `other` read that this one does not know yet; no findings (the merge of the
+    /// same lanes, [`Replayer::absorb`], reports conflicts).
+    pub fn learn_specs(&mut self, other: &Replayer) {
+        for (market, spec) in &other.specs {
+            self.specs.entry(*market).or_insert_with(|| spec.clone());
+        }
+    }
+
     /// Takes in what another lane replayed (other streams): its specs, where they differ from
     /// the ones known, are the same violation as within one lane.
     pub fn absorb(&mut self, other: Replayer, findings: &mut Findings) {
@@ -282,7 +357,7 @@ impl Replayer {
                 Some(known) if *known != spec => {
                     let at = other.spec_sources.get(&market);
                     let msg = format!("order placed with a spec of {market} that differs from another user's");
-                    findings.violate(Check::Replay, at.map(|a| a.stream.as_str()), at.map(|a| a.version), msg);
+                    findings.violate(Check::Replay, at.map(|a| &*a.stream), at.map(|a| a.version), msg);
                 }
                 Some(_) => {}
                 None => {
@@ -332,11 +407,13 @@ impl Replayer {
         match event {
             OperatorEvent::SettlementConfirmed { trades, .. } => {
                 for key in trades {
-                    self.facts.confirmed.entry(*key).or_default().push(At::new(stream, version));
+                    let at = self.at(stream, version);
+                    self.facts.confirmed.entry(*key).or_default().push(at);
                 }
             }
             OperatorEvent::TradeVoided { trade, key, .. } => {
-                self.facts.operator_voids.entry(*key).or_default().push((At::new(stream, version), *trade));
+                let at = self.at(stream, version);
+                self.facts.operator_voids.entry(*key).or_default().push((at, *trade));
             }
             _ => {}
         }

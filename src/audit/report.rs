@@ -2,7 +2,6 @@
 //! naming its stream and version where it has one; rendered as text for people and as JSON
 //! (shape `hob.audit.v1`, documented in README.md) for tools.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
@@ -73,31 +72,34 @@ pub struct Violation {
 /// Counts and violations as the audit goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
-    checked: BTreeMap<Check, u64>,
+    /// Per check (by `Check as usize`): counted for every event of a replay, so a plain array.
+    checked: [u64; Check::ALL.len()],
     /// Checks that ran (a check not run, like the on-chain comparison without `--rpc`, is
     /// left out of the report rather than shown as passing).
-    ran: BTreeSet<Check>,
+    ran: [bool; Check::ALL.len()],
     violations: Vec<Violation>,
 }
 
 impl Findings {
     /// Marks `check` as run, having looked at `n` more things.
     pub fn count(&mut self, check: Check, n: u64) {
-        *self.checked.entry(check).or_default() += n;
-        self.ran.insert(check);
+        self.checked[check as usize] += n;
+        self.ran[check as usize] = true;
     }
 
     pub fn violate(&mut self, check: Check, stream: Option<&str>, version: Option<u64>, message: impl Into<String>) {
-        self.ran.insert(check);
+        self.ran[check as usize] = true;
         self.violations.push(Violation { check, stream: stream.map(str::to_owned), version, message: message.into() });
     }
 
     /// Adds what another part of the audit found (a lane's findings), after this one's.
     pub fn merge(&mut self, other: Findings) {
-        for (check, n) in other.checked {
-            *self.checked.entry(check).or_default() += n;
+        for (mine, theirs) in self.checked.iter_mut().zip(other.checked) {
+            *mine += theirs;
         }
-        self.ran.extend(other.ran);
+        for (mine, theirs) in self.ran.iter_mut().zip(other.ran) {
+            *mine |= theirs;
+        }
         self.violations.extend(other.violations);
     }
 
@@ -110,11 +112,11 @@ impl Findings {
     }
 
     pub fn checked(&self, check: Check) -> u64 {
-        self.checked.get(&check).copied().unwrap_or(0)
+        self.checked[check as usize]
     }
 
     pub fn ran(&self, check: Check) -> bool {
-        self.ran.contains(&check)
+        self.ran[check as usize]
     }
 
     pub fn ok(&self) -> bool {
