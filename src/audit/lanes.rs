@@ -22,9 +22,16 @@ use super::replay::{Actor, Decoded, Replayer, StreamKind};
 use super::report::{Check, Findings};
 use crate::events::{SealedEvent, StoreError, StreamId};
 
-/// Pages queued per lane before the reader waits: enough to keep a lane busy while the next
-/// page is read, few enough to bound memory (a page is [`super::AUDIT_PAGE`] events).
-const QUEUED_PAGES: usize = 4;
+/// Events a preparer takes at once. A store page is cut into pieces of this size: pieces
+/// small enough that a piece and what it decodes to stay in the caches and in the allocator's
+/// reused memory (whole pages took fresh, zeroed pages from the kernel every time), and that
+/// a stream's pieces spread over every preparer.
+const PIECE: usize = 1_024;
+
+/// Pieces queued per lane before the reader waits: enough to keep the preparers busy while the
+/// next page is read (a page is at most [`super::AUDIT_PAGE`] events), few enough to bound
+/// memory.
+const QUEUED_PAGES: usize = 2 * super::AUDIT_PAGE / PIECE;
 
 /// What the reader sends a lane, in stream order.
 enum Job {
@@ -126,9 +133,18 @@ impl Lanes {
                 "an audit page arrived before its stream (a bug: please report it)".into(),
             ));
         };
-        let (done, prepared) = sync_mpsc::sync_channel(1);
-        self.preparing.send(Preparing { stream, kind, page, done }).map_err(|_| lane_died())?;
-        self.send(Job::Page(prepared)).await
+        let mut events = page.into_iter();
+        loop {
+            let piece: Vec<SealedEvent> = events.by_ref().take(PIECE).collect();
+            if piece.is_empty() {
+                break;
+            }
+            let (done, prepared) = sync_mpsc::sync_channel(1);
+            let job = Preparing { stream: stream.clone(), kind, page: piece, done };
+            self.preparing.send(job).map_err(|_| lane_died())?;
+            self.send(Job::Page(prepared)).await?;
+        }
+        Ok(())
     }
 
     pub async fn unreadable(&mut self, version: u64, reason: String) -> Result<(), StoreError> {

@@ -7,8 +7,10 @@
 //! which carry it so that user streams replay alone. The auditor therefore replays user
 //! streams first (`StreamKind::order`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::facts::{At, Facts, Fill, UserVoid};
 use super::report::{Check, Findings};
@@ -58,13 +60,15 @@ pub enum Actor {
 
 pub struct MarketReplay {
     pub market: Market,
-    /// Each live order's quantity still open, by the market's own events.
-    open: HashMap<OrderId, QtyLots>,
+    /// Each live order's quantity still open, by the market's own events. Touched by every
+    /// market event, keyed by ids the auditor trusts no more than the rest: hashed fast, and
+    /// a hostile store can at worst make its own audit slow.
+    open: FxHashMap<OrderId, QtyLots>,
 }
 
 impl MarketReplay {
     pub fn new(spec: MarketSpec) -> MarketReplay {
-        MarketReplay { market: Market::new(spec), open: HashMap::new() }
+        MarketReplay { market: Market::new(spec), open: FxHashMap::default() }
     }
 }
 
