@@ -14,6 +14,7 @@ use alloy::sol_types::Eip712Domain;
 
 use crate::api::error::ApiError;
 use crate::chain::eip712::{recover_signer, AgentAuthorization};
+use crate::chain::recover::recover_address_from_msg;
 use crate::config::AuthConfig;
 use crate::domain::UserId;
 
@@ -107,7 +108,7 @@ impl Sessions {
         if challenge.expires_at_ms <= now_ms {
             return Err(ApiError::unauthorized_code("challenge_expired", "the challenge expired; ask for a new one"));
         }
-        let signer = signature.recover_address_from_msg(challenge.message.as_bytes()).map_err(|e| {
+        let signer = recover_address_from_msg(signature, challenge.message.as_bytes()).map_err(|e| {
             ApiError::unauthorized_code("bad_signature", format!("the signature recovers nothing: {e}"))
         })?;
         let user = challenge.user;

@@ -10,7 +10,6 @@
 //! actor refuses a used one (`nonce_used`) atomically with placing the order.
 
 use alloy::sol_types::Eip712Domain;
-use serde_json::json;
 
 use crate::api::catalog::MarketEntry;
 use crate::api::error::ApiError;
@@ -20,7 +19,7 @@ use crate::chain::eip712::Order;
 use crate::chain::order::{to_signed_order, SigningTerms};
 use crate::domain::{Bps, NewOrder, OrderAuth, OrderId, OrderType, PriceTicks, QtyLots, UserId};
 use crate::engine::PlaceOrder;
-use crate::settlement::auth::{decode_order_auth, encode_order_auth};
+use crate::settlement::auth::{decode_signed_order, encode_order_auth};
 
 /// What the server signs orders against.
 pub struct SigningContext<'a> {
@@ -77,8 +76,7 @@ fn verify_signed(
     nonce: u64,
     signed: &SignedOrderWire,
 ) -> Result<OrderAuth, ApiError> {
-    let text = json!({ "order": signed.order, "signature": signed.signature }).to_string();
-    let signed = decode_order_auth(&OrderAuth::new(text))
+    let signed = decode_signed_order(&signed.order, &signed.signature)
         .map_err(|e| ApiError::bad_request("malformed_signed_order", e.to_string()))?;
     let order = &signed.order;
     if order.expiry != 0 && order.expiry <= ctx.now_s {

@@ -23,4 +23,5 @@ pub mod devnet;
 pub mod eip712;
 pub mod link;
 pub mod order;
+pub mod recover;
 pub mod tools;
