@@ -496,7 +496,10 @@ fn read_stream_with<T>(
     limit: usize,
     decode: impl Fn(u64, Option<String>, &[u8], u64, &mut Vec<T>) -> Result<u64, CodecError>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
+    // A paged read (replay, audit) fills its page: room for it up front rather than copying
+    // the events over as the vector doubles. An unbounded read starts small.
+    const UP_FRONT: usize = 16_384;
+    let mut out = Vec::with_capacity(if limit <= UP_FRONT { limit } else { 0 });
     let from = from_version.max(1);
     read_commits(conn, stream, from, |first, key, blob| {
         if out.len() >= limit {
