@@ -496,12 +496,15 @@ fn read_stream_with<T>(
     limit: usize,
     decode: impl Fn(u64, Option<String>, &[u8], u64, &mut Vec<T>) -> Result<u64, CodecError>,
 ) -> Result<Vec<T>, StoreError> {
-    // A paged read (replay, audit) fills its page: room for it up front rather than copying
-    // the events over as the vector doubles. An unbounded read starts small.
-    const UP_FRONT: usize = 16_384;
-    let mut out = Vec::with_capacity(if limit <= UP_FRONT { limit } else { 0 });
     let from = from_version.max(1);
-    read_commits(conn, stream, from, |first, key, blob| {
+    let Some((stream_id, head)) = stream_row(conn, stream)? else { return Ok(Vec::new()) };
+    // Room for every event the read can return, up front, rather than copying them over as
+    // the vector doubles (a page of the audit is 16,384 events). A head the table holds too
+    // high is not trusted with the allocation: the read checks the versions it finds.
+    const UP_FRONT: u64 = 16_384;
+    let expected = head.saturating_sub(from).saturating_add(1).min(UP_FRONT);
+    let mut out = Vec::with_capacity(limit.min(usize::try_from(expected).unwrap_or(0)));
+    read_commits(conn, stream, stream_id, from, |first, key, blob| {
         if out.len() >= limit {
             return Ok(None);
         }
@@ -550,10 +553,10 @@ fn read_stream_sealed_sync(
 fn read_commits(
     conn: &Connection,
     stream: &StreamId,
+    stream_id: i64,
     from: u64,
     mut decode: impl FnMut(u64, Option<String>, &[u8]) -> Result<Option<u64>, CodecError>,
 ) -> Result<(), StoreError> {
-    let Some(stream_id) = stream_row_id(conn, stream)? else { return Ok(()) };
     let mut stmt = conn
         .prepare_cached(
             "SELECT first_version, last_version, idempotency_key, events FROM commits
@@ -588,9 +591,12 @@ fn read_commits(
     Ok(())
 }
 
-fn stream_row_id(conn: &Connection, stream: &StreamId) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT id FROM streams WHERE name = ?1")
-        .and_then(|mut stmt| stmt.query_row([stream.as_str()], |r| r.get::<_, i64>(0)).optional())
+/// The stream's row id and head version, if it has any events.
+fn stream_row(conn: &Connection, stream: &StreamId) -> Result<Option<(i64, u64)>, StoreError> {
+    conn.prepare_cached("SELECT id, version FROM streams WHERE name = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([stream.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))).optional()
+        })
         .map_err(backend)
 }
 
